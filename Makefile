@@ -1,0 +1,55 @@
+# The two commands a newcomer runs: `make run` and `make test` (see README.md).
+# Both install what is missing, so they work on a fresh Debian 12 machine as root.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONF ?= agentd.conf
+APT_PACKAGES := libsystemd-dev pkg-config gcc python3-dev auditd openssh-server openssh-client \
+	python3-audit sudo iproute2 procps util-linux libpam-modules
+STAMP := $(VENV)/.installed
+
+.PHONY: run test venv deps lint unit stack-up stack-down soak bench clean
+
+run: $(STAMP)
+	$(BIN)/agentd run -c $(CONF)
+
+test: $(STAMP) stack-up lint
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+venv: $(STAMP)
+
+# apt only when something is missing: dpkg-query is cheap, apt-get update is not.
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): setup.cfg pyproject.toml | deps
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
+
+stack-up: deps
+	tests/stack/stackctl up
+
+stack-down:
+	tests/stack/stackctl down
+
+soak: $(STAMP) stack-up
+	AGENTD_SOAK=1 $(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+bench: $(STAMP) stack-up
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

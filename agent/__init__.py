@@ -1,0 +1,3 @@
+"""agentd: a jump-server (bastion) monitoring agent."""
+
+__version__ = "0.1.0"

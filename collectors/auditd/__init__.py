@@ -1,0 +1,1 @@
+"""The auditd collector: tail, parse, reassemble, normalize /var/log/audit/audit.log."""

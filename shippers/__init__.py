@@ -1,0 +1,1 @@
+"""Shippers: deliver batches of spooled events to a destination."""
