@@ -1,0 +1,120 @@
+"""The `agentd` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional
+
+from agent import __version__
+from agent.config import DEFAULT_PATH, ConfigError, load_config
+
+
+def _load(path: str):
+    """Load the config or print every problem and return None."""
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        for line in e.lines:
+            print(line, file=sys.stderr)
+        return None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return 2
+    parts = [f"{c.section} ({c.type_name})" for c in cfg.enabled("collector") + cfg.enabled("shipper")]
+    print(f"{args.config}: OK: {', '.join(parts)}")
+    if not args.online:
+        return 0
+    failed = 0
+    for comp in cfg.enabled("shipper"):
+        shipper = comp.build()
+        try:
+            ok, msg = shipper.health()
+        finally:
+            shipper.close()
+        failed += not ok
+        print(f"[{comp.section}] {'OK' if ok else 'FAILED'}: {msg}")
+    return 1 if failed else 0
+
+
+def cmd_default_config(args: argparse.Namespace) -> int:
+    from agent import defaultconf
+
+    sys.stdout.write(defaultconf.render())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return 2
+    from agent import daemon
+
+    return daemon.run(cfg)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    if not args.audit_log and not args.journal:
+        print("Error: replay needs --audit-log FILE and/or --journal PATH", file=sys.stderr)
+        return 2
+    from agent import replay
+
+    return replay.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="agentd",
+        description="Jump-server monitoring agent: auditd and journald to ECS events, spooled and shipped.",
+    )
+    p.add_argument("--version", action="version", version=f"agentd {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def with_config(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("-c", "--config", default=DEFAULT_PATH, help=f"config file (default {DEFAULT_PATH})")
+
+    sp = sub.add_parser("check-config", help="validate the config file and exit 0 when it is valid")
+    with_config(sp)
+    sp.add_argument("--online", action="store_true", help="also run each shipper's health check against its SIEM")
+    sp.set_defaults(func=cmd_check_config)
+
+    sp = sub.add_parser("run", help="run the agent in the foreground (systemd Type=notify)")
+    with_config(sp)
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser(
+        "replay", help="normalize existing audit logs / journals into JSON lines (forensics, testing)",
+    )
+    sp.add_argument("--audit-log", action="append", default=[], metavar="FILE",
+                    help="an audit log file (repeatable; give rotated files oldest first)")
+    sp.add_argument("--journal", metavar="PATH", help="a journal file or directory")
+    sp.add_argument("--output", "-o", default="-", metavar="FILE", help="output file, - for stdout (default)")
+    sp.add_argument("-c", "--config", default=None,
+                    help="config file whose [agent] settings (host_name, keep_original, redact) apply")
+    sp.set_defaults(func=cmd_replay)
+
+    sp = sub.add_parser("default-config", help="print the default agentd.conf generated from the schema")
+    sp.set_defaults(func=cmd_default_config)
+    return p
+
+
+def main(argv: Optional[list] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `agentd replay | head` is normal use; do not dump a traceback.
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,3 @@
+"""`agentd run`: placeholder until the pipeline lands (issue 4)."""
+
+from __future__ import annotations
