@@ -65,6 +65,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return replay.run(args)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    import os
+
+    from agent import status
+
+    cfg = _load(args.config)
+    if cfg is None:
+        return 2
+    path = os.path.join(cfg.agent["state_dir"], "status.json")
+    try:
+        snap = status.read_file(path)
+    except (OSError, ValueError):
+        print(f"agentd: no status at {path}: the agent has not run with this config", file=sys.stderr)
+        return 3
+    sys.stdout.write(status.render_text(snap))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="agentd",
@@ -92,9 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="an audit log file (repeatable; give rotated files oldest first)")
     sp.add_argument("--journal", metavar="PATH", help="a journal file or directory")
     sp.add_argument("--output", "-o", default="-", metavar="FILE", help="output file, - for stdout (default)")
+    sp.add_argument("--dead-letter", default="agentd-replay.dead-letter.jsonl", metavar="FILE",
+                    help="where malformed lines are kept with the reason (created only if needed)")
     sp.add_argument("-c", "--config", default=None,
                     help="config file whose [agent] settings (host_name, keep_original, redact) apply")
     sp.set_defaults(func=cmd_replay)
+
+    sp = sub.add_parser("status", help="per collector and shipper: events in and shipped, spool depth, errors")
+    with_config(sp)
+    sp.set_defaults(func=cmd_status)
 
     sp = sub.add_parser("default-config", help="print the default agentd.conf generated from the schema")
     sp.set_defaults(func=cmd_default_config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from agent.events import HostInfo
 from agent.options import Option
 
 # Keys every component section has; they are handled by the config loader, not
@@ -12,6 +13,18 @@ COMMON_OPTIONS: dict = {
     "type": Option("str", None, "which component this section configures", required=True),
     "enabled": Option("bool", "true", "set to false to keep the section but not run it"),
 }
+
+
+class RunContext:
+    """What a running component may know of the agent: host identity and [agent] settings."""
+
+    def __init__(self, agent: dict, host: Any = None):
+        self.agent = agent
+        self.host = host or HostInfo.local(agent.get("host_name") or "")
+
+    @property
+    def state_dir(self) -> str:
+        return self.agent["state_dir"]
 
 
 class Component:

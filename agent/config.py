@@ -17,6 +17,11 @@ from agent.options import Option, read_secret_file
 
 DEFAULT_PATH = "/etc/agentd/agentd.conf"
 
+def _check_listen(value: str) -> None:
+    if value and not re.fullmatch(r"[\w.\-]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5}", value):
+        raise ValueError(f"{value!r} is not host:port, e.g. 127.0.0.1:9977")
+
+
 AGENT_OPTIONS: dict = {
     "host_name": Option("str", "", "host.name on every event; empty means this machine's hostname"),
     "state_dir": Option("path", "/var/lib/agentd", "where the spool database and dead-letter files live"),
@@ -28,11 +33,14 @@ AGENT_OPTIONS: dict = {
         choices=("block", "drop_oldest"),
     ),
     "batch_max_events": Option("int", "500", "events per spool transaction and per shipped batch", minimum=1, maximum=100000),
-    "batch_max_wait": Option("duration", "1s", "longest an event waits before its batch is committed", minimum=0.01),
+    "retry_max_backoff": Option("duration", "60s", "cap on the wait between retries of a failing shipper", minimum=0.1),
     "shutdown_timeout": Option("duration", "10s", "how long SIGTERM may take to flush before the agent exits", minimum=0),
     "redact": Option("bool", "true", "mask secrets (passwords, tokens) in keystrokes, arguments and originals"),
     "redact_patterns": Option("list", "", "extra regular expressions to mask, comma- or newline-separated"),
-    "status_listen": Option("str", "", "host:port for a Prometheus text endpoint; empty means off (use 127.0.0.1)"),
+    "status_listen": Option(
+        "str", "", "host:port of a Prometheus /metrics endpoint; empty means off (keep it on 127.0.0.1)",
+        check=_check_listen,
+    ),
 }
 
 _SECTION_RE = re.compile(r"^(collector|shipper):([A-Za-z0-9_.-]+)$")

@@ -1,3 +1,199 @@
-"""`agentd run`: placeholder until the pipeline lands (issue 4)."""
+"""`agentd run`: collectors -> enrich -> spool -> shippers, until SIGTERM.
+
+Threads with bounded work are enough (DESIGN.md): each collector blocks on its
+source (inotify, the journal fd) and on ``spool.write`` when the spool is full;
+each shipper blocks on the spool. The main thread only handles signals, the
+systemd watchdog, purging and the status file.
+"""
 
 from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Optional
+
+from agent import notify, status
+from agent.component import RunContext
+from agent.config import Config, ConfigError, load_config
+from agent.deadletter import DeadLetter
+from agent.enrich import Enricher
+from agent.gaps import gap_doc
+from agent.shipping import ShipperWorker
+from agent.spool import Spool, SpoolClosed
+
+log = logging.getLogger("agentd")
+
+RESTART_DELAY = 5.0
+
+
+class Runtime:
+    """One configuration's worth of running components."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.ctx = RunContext(cfg.agent)
+        state = cfg.agent["state_dir"]
+        os.makedirs(state, mode=0o750, exist_ok=True)
+        host = self.ctx.host
+        self.spool = Spool(
+            os.path.join(state, "spool.db"), cfg.agent["spool_max_bytes"], cfg.agent["spool_full_policy"],
+            gap_factory=lambda n, detail: gap_doc(host, "spool", "spool-full", detail, count=n),
+        )
+        if self.spool.recovered:
+            self.spool.write("agentd", [gap_doc(host, "spool", "spool-recovered", self.spool.recovered)], None)
+        self.enricher = Enricher(cfg.agent)
+        self.stop_event = threading.Event()
+        self.collectors: list = []  # (name, collector, thread)
+        self.shippers: list = []  # ShipperWorker
+        self.started = time.time()
+
+    def _emit_for(self, name: str):
+        def emit(events: list, position: Optional[dict]) -> None:
+            if events:
+                self.enricher.apply([e.doc for e in events])
+            self.spool.write(name, events, position, self.stop_event)
+        return emit
+
+    def _run_collector(self, name: str, collector) -> None:
+        emit = self._emit_for(name)
+        while not self.stop_event.is_set():
+            try:
+                collector.run(emit, self.stop_event, self.spool.position(name))
+                return
+            except SpoolClosed:
+                return
+            except Exception as e:
+                # Restart from the last committed position: nothing is lost, the
+                # events since then are read again.
+                log.exception("collector:%s failed; restarting in %.0fs", name, RESTART_DELAY)
+                collector.stats["last_error"] = f"{type(e).__name__}: {e}"
+                self.stop_event.wait(RESTART_DELAY)
+
+    def start(self) -> None:
+        for comp in self.cfg.enabled("collector"):
+            c = comp.build(self.ctx)
+            c.stats.setdefault("last_error", "")
+            t = threading.Thread(target=self._run_collector, args=(comp.name, c), name=f"collect-{comp.name}",
+                                 daemon=True)
+            self.collectors.append((comp.name, c, t))
+        for comp in self.cfg.enabled("shipper"):
+            dl = DeadLetter(os.path.join(self.ctx.state_dir, "dead-letter", f"shipper-{comp.name}.jsonl"))
+            self.shippers.append(ShipperWorker(
+                comp.name, comp.build(self.ctx), self.spool, dl, self.stop_event,
+                batch_max=self.cfg.agent["batch_max_events"], max_backoff=self.cfg.agent["retry_max_backoff"]))
+        for _, _, t in self.collectors:
+            t.start()
+        for w in self.shippers:
+            w.start()
+        log.info("agentd started: collectors %s, shippers %s", [n for n, _, _ in self.collectors],
+                 [w.shipper_name for w in self.shippers])
+
+    def tick(self) -> None:
+        self.spool.purge([w.shipper_name for w in self.shippers])
+
+    def snapshot(self) -> dict:
+        names = [w.shipper_name for w in self.shippers]
+        spool = self.spool.stats(names)
+        return {
+            "time": time.time(), "pid": os.getpid(), "started": self.started, "config": self.cfg.path,
+            "collectors": {n: dict(c.stats) for n, c, _ in self.collectors},
+            "shippers": {w.shipper_name: dict(w.stats, **spool["shippers"].get(w.shipper_name, {}))
+                         for w in self.shippers},
+            "spool": {k: v for k, v in spool.items() if k != "shippers"},
+        }
+
+    def stop(self, timeout: float) -> None:
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout
+        for _, _, t in self.collectors:
+            t.join(max(0.1, deadline - time.monotonic()))
+        for w in self.shippers:
+            w.join(max(0.1, deadline - time.monotonic()))
+        self.tick()
+        self.spool.close()
+
+
+def setup_logging(level: str) -> None:
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handler: Optional[logging.Handler] = None
+    if not sys.stderr.isatty() and os.environ.get("JOURNAL_STREAM"):
+        try:
+            from systemd.journal import JournalHandler
+
+            handler = JournalHandler(SYSLOG_IDENTIFIER="agentd")
+        except ImportError:
+            handler = None
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def run(cfg: Config) -> int:
+    setup_logging(cfg.agent["log_level"])
+    signals: list = []
+    wake = threading.Event()
+
+    def on_signal(signum, frame):
+        signals.append(signum)
+        wake.set()
+
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, on_signal)
+
+    rt = Runtime(cfg)
+    rt.start()
+    server = status.serve(cfg.agent["status_listen"], rt.snapshot) if cfg.agent["status_listen"] else None
+    notify.notify("READY=1\nSTATUS=running")
+    wd = notify.watchdog_interval()
+    last_wd = last_status = 0.0
+    status_path = os.path.join(cfg.agent["state_dir"], "status.json")
+    while True:
+        wake.wait(0.5)
+        wake.clear()
+        now = time.monotonic()
+        if wd and now - last_wd >= wd:
+            notify.notify("WATCHDOG=1")
+            last_wd = now
+        rt.tick()
+        if now - last_status >= 2.0:
+            status.write_file(status_path, rt.snapshot())
+            last_status = now
+        while signals:
+            signum = signals.pop(0)
+            if signum == signal.SIGHUP:
+                rt = _reload(rt)
+                continue
+            log.info("agentd stopping (signal %d)", signum)
+            notify.notify("STOPPING=1")
+            rt.stop(rt.cfg.agent["shutdown_timeout"])
+            if server:
+                server.shutdown()
+            status.write_file(status_path, {"time": time.time(), "stopped": True})
+            return 0
+
+
+def _reload(rt: Runtime) -> Runtime:
+    """SIGHUP: a bad new config is reported and the running one kept."""
+    notify.notify("RELOADING=1")
+    try:
+        new = load_config(rt.cfg.path)
+    except ConfigError as e:
+        for line in e.lines:
+            log.error("reload refused: %s", line)
+        notify.notify("READY=1")
+        return rt
+    log.info("reloading %s", rt.cfg.path)
+    rt.stop(rt.cfg.agent["shutdown_timeout"])
+    setup_logging(new.agent["log_level"])
+    nrt = Runtime(new)
+    nrt.start()
+    notify.notify("READY=1")
+    return nrt

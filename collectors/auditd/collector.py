@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
+import time
+from typing import Optional
+
+from agent.deadletter import DeadLetter
+from agent.events import Event, Position
+from agent.gaps import gap_doc
 from agent.options import Option
-from collectors.base import Collector
+from collectors.auditd.tail import LogFollower, Waiter
+from collectors.base import Collector, Emit
+
+log = logging.getLogger("agentd.auditd")
 
 
 class AuditdCollector(Collector):
@@ -25,3 +37,129 @@ class AuditdCollector(Collector):
         ),
         "resolve_ids": Option("bool", "true", "turn uid/gid into names from local passwd/group when the log is RAW"),
     }
+
+    def __init__(self, name: str, conf: dict, context=None):
+        super().__init__(name, conf, context)
+        self.stats = {"lines": 0, "records": 0, "events": 0, "malformed": 0, "gaps": 0}
+        self._dead_letter = None
+
+    # -- pieces ------------------------------------------------------------
+
+    def _dead_letter_path(self) -> str:
+        if self.conf.get("dead_letter_file"):
+            return self.conf["dead_letter_file"]
+        return os.path.join(self.context.state_dir, "dead-letter", "auditd.log")
+
+    def _reject(self, line: bytes, offset: int, reason: str) -> None:
+        """Keep a malformed line with its reason; never stop for it."""
+        self.stats["malformed"] += 1
+        if self._dead_letter is None:
+            self._dead_letter = DeadLetter(self._dead_letter_path())
+        self._dead_letter.write(reason, line, {"offset": offset, "file": self.conf["log_file"]})
+        if self.stats["malformed"] == 1 or self.stats["malformed"] % 1000 == 0:
+            log.warning("auditd: %d malformed line(s) so far, kept in %s (latest: %s)",
+                        self.stats["malformed"], self._dead_letter.path, reason)
+
+    def _new_state(self):
+        from collectors.auditd.normalize import Normalizer
+        from collectors.auditd.reassemble import Reassembler
+
+        reasm = Reassembler(timeout=self.conf["event_timeout"])
+        norm = Normalizer(self.context.host, keep_original=self.context.agent.get("keep_original", False),
+                          resolve_ids=self.conf["resolve_ids"])
+        return reasm, norm
+
+    def _items_to_events(self, items: list, norm) -> list:
+        from collectors.auditd.reassemble import Gap
+
+        out = []
+        for item in items:
+            if isinstance(item, Gap):
+                self.stats["gaps"] += 1
+                out.append(Event(norm.gap(item)))
+                continue
+            self.stats["records"] += len(item.records)
+            for doc in norm.normalize(item):
+                out.append(Event(doc))
+        return out
+
+    def _loss_events(self, follower: LogFollower) -> list:
+        out = []
+        while follower.losses:
+            loss = follower.losses.pop(0)
+            log.error("auditd: part of %s could not be read: %s", self.conf["log_file"], loss.detail)
+            out.append(Event(gap_doc(self.context.host, "auditd", loss.reason, loss.detail)))
+        return out
+
+    # -- the loop ----------------------------------------------------------
+
+    def _consume(self, follower: LogFollower, emit: Emit, stop: threading.Event,
+                 waiter: Optional[Waiter]) -> None:
+        from collectors.auditd.parse import ParseError, parse_line
+
+        reasm, norm = self._new_state()
+        batch_max = int(self.context.agent.get("batch_max_events", 500))
+        max_line = self.conf["max_line_bytes"]
+        timeout = self.conf["event_timeout"]
+        last_pos: Optional[dict] = None
+        idle_since = time.monotonic()
+        while not stop.is_set():
+            events = self._loss_events(follower)
+            n = 0
+            for line, off in follower.lines():
+                n += 1
+                if len(line) > max_line:
+                    self._reject(line, off, f"line of {len(line)} bytes is over max_line_bytes")
+                    continue
+                try:
+                    rec = parse_line(line, off)
+                except ParseError as e:
+                    self._reject(line, off, str(e))
+                    continue
+                events += self._items_to_events(reasm.push(rec), norm)
+                if len(events) >= batch_max:
+                    break
+            self.stats["lines"] += n
+            events += self._loss_events(follower)
+            if n:
+                idle_since = time.monotonic()
+            elif waiter is None:
+                frag = follower.final_fragment()
+                if frag:
+                    self._reject(frag[0], frag[1], "unterminated last line")
+                events += self._items_to_events(reasm.flush(), norm)
+            elif time.monotonic() - idle_since > timeout and reasm.pending_min_offset() is not None:
+                # The log went quiet with an event still open (no EOE yet): record
+                # time cannot expire it, so wall time does.
+                events += self._items_to_events(reasm.flush(), norm)
+            self.stats["events"] += len(events)
+            pos = follower.position(reasm.pending_min_offset())
+            if events or pos != last_pos:
+                emit(events, pos)
+                last_pos = pos
+            if n == 0:
+                if waiter is None:
+                    return
+                waiter.wait(0.5)
+
+    def run(self, emit: Emit, stop: threading.Event, position: Optional[Position] = None) -> None:
+        path = self.conf["log_file"]
+        follower = LogFollower(path, position=position, start_at=self.conf["start_at"], follow=True,
+                               max_line=self.conf["max_line_bytes"])
+        waiter = Waiter(path)
+        try:
+            self._consume(follower, emit, stop, waiter)
+        finally:
+            waiter.close()
+            follower.close()
+            if self._dead_letter:
+                self._dead_letter.close()
+
+    def replay(self, source: str, emit: Emit) -> None:
+        follower = LogFollower(source, start_at="beginning", follow=False, max_line=self.conf["max_line_bytes"])
+        try:
+            self._consume(follower, emit, threading.Event(), None)
+        finally:
+            follower.close()
+            if self._dead_letter:
+                self._dead_letter.close()

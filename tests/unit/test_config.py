@@ -74,7 +74,8 @@ def test_minimal_config_is_valid(tmp_path):
         (("type = auditd\n", ""), "[collector:audit] type: missing; set type = one of:"),
         (("type = file\n", "type = fiel\n"), "[shipper:out] type: unknown shipper type 'fiel'; known types:"),
         (("path = /tmp/agentd-test/events.jsonl", "path = events.jsonl"), "[shipper:out] path: 'events.jsonl' is not an absolute path"),
-        (("state_dir = /tmp/agentd-test", "batch_max_wait = soon"), "[agent] batch_max_wait: 'soon' is not a duration"),
+        (("state_dir = /tmp/agentd-test", "retry_max_backoff = soon"), "[agent] retry_max_backoff: 'soon' is not a duration"),
+        (("state_dir = /tmp/agentd-test", "status_listen = 9977"), "[agent] status_listen: '9977' is not host:port"),
     ],
 )
 def test_each_kind_of_mistake_is_one_error_line(tmp_path, edit, expected):

@@ -1,0 +1,117 @@
+"""One thread per shipper: read the spool after its cursor, send, advance.
+
+The cursor moves past a batch only once every event of it is delivered or
+dead-lettered; events to retry are re-sent alone, in their original order, after
+an exponential backoff with full jitter (capped, at least any Retry-After). A
+kill -9 therefore re-sends at most the batch in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import Optional
+
+from agent.deadletter import DeadLetter
+from agent.events import loads
+
+log = logging.getLogger("agentd.ship")
+
+
+class Condition:
+    """Logs one ERROR per change of condition, not one per retry (journalpump, Vector)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.error = ""
+        self.failures = 0
+        self.since = 0.0
+
+    def failed(self, error: str) -> None:
+        self.failures += 1
+        if error != self.error:
+            log.error("%s: %s (will retry)", self.name, error)
+            self.error = error
+            self.since = self.since or time.time()
+
+    def ok(self) -> None:
+        if self.error:
+            log.info("%s: delivering again after %d failed attempt(s) over %.0fs",
+                     self.name, self.failures, time.time() - self.since)
+        self.error = ""
+        self.failures = 0
+        self.since = 0.0
+
+
+def backoff(attempt: int, cap: float, base: float = 0.5, retry_after: Optional[float] = None) -> float:
+    delay = random.uniform(0, min(cap, base * (2 ** min(attempt, 30))))
+    if retry_after:
+        delay = max(delay, min(retry_after, cap))
+    return delay
+
+
+class ShipperWorker(threading.Thread):
+    def __init__(self, name: str, shipper, spool, dead_letter: DeadLetter, stop: threading.Event,
+                 batch_max: int = 500, max_backoff: float = 60.0):
+        super().__init__(name=f"ship-{name}", daemon=True)
+        self.shipper_name = name
+        self.shipper = shipper
+        self.spool = spool
+        self.dead_letter = dead_letter
+        self.stop_event = stop
+        self.batch_max = batch_max
+        self.max_backoff = max_backoff
+        self.condition = Condition(f"shipper:{name}")
+        self.stats = {"shipped": 0, "rejected": 0, "retries": 0, "batches": 0, "last_error": ""}
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        except Exception:
+            log.exception("shipper:%s crashed; its events stay in the spool", self.shipper_name)
+            self.stats["last_error"] = "crashed; see the agent log"
+        finally:
+            self.shipper.close()
+
+    def _loop(self) -> None:
+        cursor = self.spool.cursor(self.shipper_name)
+        while not self.stop_event.is_set():
+            rows = self.spool.read(cursor, self.batch_max)
+            if not rows:
+                self.spool.wait_for_data(cursor, 1.0)
+                continue
+            if not self._deliver(rows):
+                return  # stopping with the batch unfinished: it is re-sent next start
+            cursor = rows[-1][0]
+            self.spool.set_cursor(self.shipper_name, cursor)
+            self.stats["batches"] += 1
+
+    def _deliver(self, rows: list) -> bool:
+        pending = [(seq, loads(body)) for seq, body in rows]
+        attempt = 0
+        while pending:
+            if self.stop_event.is_set():
+                return False
+            result = self.shipper.send([doc for _, doc in pending])
+            done = set(result.delivered)
+            for i, reason in result.rejected:
+                seq, doc = pending[i]
+                done.add(i)
+                self.dead_letter.write(reason, doc, {"shipper": self.shipper_name, "seq": seq})
+                log.warning("shipper:%s rejected event %s: %s", self.shipper_name,
+                            doc.get("event", {}).get("id"), reason)
+            self.stats["shipped"] += len(result.delivered)
+            self.stats["rejected"] += len(result.rejected)
+            retry = set(result.retry) | (set(range(len(pending))) - done)
+            pending = [p for i, p in enumerate(pending) if i in retry]
+            if not pending:
+                self.condition.ok()
+                return True
+            self.stats["retries"] += 1
+            self.stats["last_error"] = result.error or "retry"
+            self.condition.failed(result.error or "destination asked to retry")
+            self.stop_event.wait(backoff(attempt, self.max_backoff, retry_after=result.retry_after))
+            attempt += 1
+        return True

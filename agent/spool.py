@@ -1,0 +1,274 @@
+"""The durable spool: SQLite in WAL mode, the agent's durability boundary.
+
+- A collector's events and its source position are committed in ONE transaction
+  (``write``), so after a crash the collector resumes exactly after what is
+  stored: nothing lost, nothing skipped.
+- Each shipper has its own cursor (the last ``seq`` it has finished: delivered or
+  dead-lettered). Rows every configured shipper has finished are deleted.
+- ``synchronous=NORMAL`` in WAL mode survives a process crash (kill -9); on power
+  loss the last transactions may roll back, but events and positions roll back
+  together and the source is simply re-read.
+- The size cap counts event payload bytes (the file itself is somewhat larger).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from typing import Callable, Optional
+
+from agent.events import Event, dumps, loads
+
+log = logging.getLogger("agentd.spool")
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS positions (collector TEXT PRIMARY KEY, position TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors (shipper TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, updated REAL NOT NULL);
+"""
+
+
+class SpoolClosed(Exception):
+    pass
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+class Spool:
+    def __init__(self, path: str, max_bytes: int = 1 << 30, policy: str = "block",
+                 gap_factory: Optional[Callable[[int, str], dict]] = None):
+        self.path = path
+        self.max_bytes = max_bytes
+        self.policy = policy
+        self.gap_factory = gap_factory
+        self.recovered: Optional[str] = None  # why the previous database was moved aside
+        self.dropped = 0
+        self._full_logged = False
+        self._closed = False
+        self._lock = threading.Lock()
+        self._space = threading.Condition(self._lock)
+        self._new_data = threading.Condition(threading.Lock())
+        os.makedirs(os.path.dirname(path) or ".", mode=0o750, exist_ok=True)
+        self._db = self._open()
+        self._bytes = self._db.execute("SELECT COALESCE(SUM(LENGTH(body)), 0) FROM events").fetchone()[0]
+
+    # -- opening and recovery ---------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = _connect(self.path)
+            ok = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if ok != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {ok}")
+            conn.executescript(_SCHEMA)
+            row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif row[0] != str(SCHEMA_VERSION):
+                raise sqlite3.DatabaseError(f"schema version {row[0]}, this agent writes {SCHEMA_VERSION}")
+            return conn
+        except sqlite3.DatabaseError as e:
+            # A corrupt state must never stop the agent: keep it for forensics,
+            # start empty, and let collectors fall back to their initial position.
+            try:
+                conn.close()
+            except Exception:
+                pass
+            aside = f"{self.path}.corrupt-{int(time.time())}"
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(self.path + suffix):
+                    os.replace(self.path + suffix, aside + suffix)
+            self.recovered = f"{self.path} was unusable ({e}); moved to {aside}"
+            log.error("spool: %s; starting with an empty spool", self.recovered)
+            conn = _connect(self.path)
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            return conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._space.notify_all()
+            self._db.close()
+        with self._new_data:
+            self._new_data.notify_all()
+
+    # -- writing -----------------------------------------------------------
+
+    def write(self, collector: str, events: list, position: Optional[dict],
+              stop: Optional[threading.Event] = None) -> bool:
+        """Store events and the collector's position atomically.
+
+        Returns False when the spool is full under the ``block`` policy and
+        ``stop`` was set while waiting: nothing was stored, the position did not
+        move, and the source will be re-read from the old position.
+        """
+        # ts is the spool time: "oldest unshipped" measures how long events wait here.
+        now = time.time()
+        rows = [(now, e.to_json() if isinstance(e, Event) else dumps(e)) for e in events]
+        size = sum(len(b) for _, b in rows)
+        with self._lock:
+            if self._closed:
+                raise SpoolClosed()
+            if size and self._bytes + size > self.max_bytes:
+                if not self._make_room(size, stop):
+                    return False
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if rows:
+                    db.executemany("INSERT INTO events (ts, body) VALUES (?, ?)", rows)
+                if position is not None:
+                    db.execute("INSERT OR REPLACE INTO positions VALUES (?, ?)",
+                               (collector, dumps(position).decode()))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self._bytes += size
+        if rows:
+            with self._new_data:
+                self._new_data.notify_all()
+        return True
+
+    def _make_room(self, size: int, stop: Optional[threading.Event]) -> bool:
+        if not self._full_logged:
+            self._full_logged = True
+            log.error("spool: full (%d of %d bytes); policy %s", self._bytes, self.max_bytes, self.policy)
+        if self.policy == "drop_oldest":
+            self._drop_oldest(size)
+            return True
+        while self._bytes + size > self.max_bytes:
+            if self._closed or (stop is not None and stop.is_set()):
+                return False
+            self._space.wait(0.5)
+        return True
+
+    def _drop_oldest(self, size: int) -> None:
+        need = self._bytes + size - self.max_bytes
+        freed = dropped = 0
+        first_ts = None
+        while freed < need:
+            rows = self._db.execute("SELECT seq, ts, LENGTH(body) FROM events ORDER BY seq LIMIT 1000").fetchall()
+            if not rows:
+                break
+            cut = None
+            for seq, ts, n in rows:
+                first_ts = first_ts if first_ts is not None else ts
+                freed += n
+                dropped += 1
+                cut = seq
+                if freed >= need:
+                    break
+            self._db.execute("DELETE FROM events WHERE seq <= ?", (cut,))
+        self._bytes -= freed
+        self.dropped += dropped
+        if dropped and self.gap_factory:
+            detail = f"spool over {self.max_bytes} bytes: dropped the {dropped} oldest unshipped events"
+            gap = dumps(self.gap_factory(dropped, detail))
+            self._db.execute("INSERT INTO events (ts, body) VALUES (?, ?)", (time.time(), gap))
+            self._bytes += len(gap)
+
+    # -- reading -----------------------------------------------------------
+
+    def position(self, collector: str) -> Optional[dict]:
+        with self._lock:
+            row = self._db.execute("SELECT position FROM positions WHERE collector=?", (collector,)).fetchone()
+        return loads(row[0]) if row else None
+
+    def cursor(self, shipper: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT seq FROM cursors WHERE shipper=?", (shipper,)).fetchone()
+            if row:
+                return row[0]
+            # A new shipper starts with what is still spooled.
+            first = self._db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
+            return (first - 1) if first else self._last_seq()
+
+    def _last_seq(self) -> int:
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='events'").fetchone()
+        return row[0] if row else 0
+
+    def read(self, after: int, limit: int) -> list:
+        """[(seq, body)] after ``after``, in order."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
+
+    def wait_for_data(self, after: int, timeout: float) -> None:
+        with self._new_data:
+            if self._last_seq_unlocked() <= after:
+                self._new_data.wait(timeout)
+
+    def _last_seq_unlocked(self) -> int:
+        with self._lock:
+            return 0 if self._closed else self._last_seq()
+
+    def set_cursor(self, shipper: str, seq: int) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?)", (shipper, seq))
+
+    def purge(self, shippers: list) -> int:
+        """Delete rows every configured shipper has finished; returns rows deleted."""
+        with self._lock:
+            if not shippers:
+                return 0
+            marks = ",".join("?" * len(shippers))
+            row = self._db.execute(f"SELECT MIN(seq), COUNT(*) FROM cursors WHERE shipper IN ({marks})",
+                                   shippers).fetchone()
+            if row[1] < len(shippers) or row[0] is None:
+                return 0
+            freed, n = self._db.execute("SELECT COALESCE(SUM(LENGTH(body)), 0), COUNT(*) FROM events WHERE seq <= ?",
+                                        (row[0],)).fetchone()
+            if n:
+                self._db.execute("DELETE FROM events WHERE seq <= ?", (row[0],))
+                self._bytes -= freed
+                if self._full_logged and self._bytes < self.max_bytes * 0.9:
+                    self._full_logged = False
+                    log.info("spool: below its cap again (%d bytes)", self._bytes)
+                self._space.notify_all()
+            return n
+
+    # -- key/value state (sessions) and status --------------------------------
+
+    def kv_put(self, key: str, value: bytes) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (key, value, time.time()))
+
+    def kv_get(self, key: str) -> Optional[bytes]:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def stats(self, shippers: list) -> dict:
+        with self._lock:
+            last = self._last_seq()
+            count, oldest = self._db.execute("SELECT COUNT(*), MIN(ts) FROM events").fetchone()
+            out = {"events": count, "bytes": self._bytes, "max_bytes": self.max_bytes,
+                   "dropped": self.dropped, "last_seq": last, "shippers": {}}
+            for name in shippers:
+                row = self._db.execute("SELECT seq FROM cursors WHERE shipper=?", (name,)).fetchone()
+                cur = row[0] if row else 0
+                depth, ts = self._db.execute("SELECT COUNT(*), MIN(ts) FROM events WHERE seq > ?",
+                                             (cur,)).fetchone()
+                out["shippers"][name] = {"cursor": cur, "depth": depth,
+                                         "oldest_age": (time.time() - ts) if ts else 0.0}
+            out["oldest_age"] = (time.time() - oldest) if oldest else 0.0
+        return out
+
