@@ -21,7 +21,7 @@ from tests.stack.session import SshSession
 __all__ = [
     "stack", "ssh_session", "audit_mark", "journal_mark",
     "AuditMark", "audit_position", "audit_records_since", "wait_for_audit",
-    "parse_audit_line", "group_events", "decode_tty_data",
+    "parse_audit_line", "group_events", "execve_argv", "decode_tty_data",
     "journal_cursor", "journal_since", "wait_for_journal",
 ]
 
@@ -86,7 +86,7 @@ def audit_records_since(mark: "AuditMark | int", path: str = AUDIT_LOG) -> List[
     return data[:end].decode("utf-8", errors="surrogateescape").split("\n")
 
 
-_FIELD_RE = re.compile(r'(\w[\w-]*)=("[^"]*"|\'[^\']*\'|\S*)')
+_FIELD_RE = re.compile(r'([\w\[\]-]+)=("[^"]*"|\'[^\']*\'|\S*)')
 _HDR_RE = re.compile(r"^type=(\S+) msg=audit\((\d+\.\d+):(\d+)\):\s?(.*)$", re.S)
 
 
@@ -97,15 +97,37 @@ def parse_audit_line(line: str) -> Optional[Dict[str, Any]]:
     if not m:
         return None
     body, _, enriched = m.group(4).partition("\x1d")
-    def fields(s: str) -> Dict[str, str]:
+    def fields(s: str, unquote: bool = True) -> Dict[str, str]:
         out: Dict[str, str] = {}
         for k, v in _FIELD_RE.findall(s):
-            if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":
+            if unquote and len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":
                 v = v[1:-1]
             out.setdefault(k, v)
         return out
     return {"type": m.group(1), "time": float(m.group(2)), "serial": int(m.group(3)),
-            "fields": fields(body), "enriched": fields(enriched), "raw": line}
+            "fields": fields(body), "raw_fields": fields(body, unquote=False),
+            "enriched": fields(enriched), "raw": line}
+
+
+def execve_argv(rec: Dict[str, Any]) -> List[bytes]:
+    """argv of a parsed EXECVE record: quoted values are literal, unquoted ones hex, and an
+    argument the kernel split (aN_len=..., aN[0]=..., aN[1]=...) is joined back."""
+    raw = rec["raw_fields"]
+    def value(v: str) -> bytes:
+        if v.startswith('"') and v.endswith('"') and len(v) >= 2:
+            return v[1:-1].encode("utf-8", errors="surrogateescape")
+        return bytes.fromhex(v)
+    out = []
+    for i in range(int(raw["argc"])):
+        if f"a{i}" in raw:
+            out.append(value(raw[f"a{i}"]))
+        else:
+            parts, j = [], 0
+            while f"a{i}[{j}]" in raw:
+                parts.append(value(raw[f"a{i}[{j}]"]))
+                j += 1
+            out.append(b"".join(parts))
+    return out
 
 
 def group_events(lines: Sequence[str]) -> Dict[int, List[Dict[str, Any]]]:

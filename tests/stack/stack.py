@@ -253,8 +253,6 @@ def _journald(state: Dict[str, Any]) -> None:
 
 def _auditd(state: Dict[str, Any]) -> None:
     if not _pids_of("auditd"):
-        st = audit_status()
-        state.setdefault("audit_prev_enabled", st.get("enabled", "0"))
         # auditd forks and its parent returns once the daemon has initialised.
         _run(["auditd"])
         _wait(lambda: bool(_pids_of("auditd")), 10, "auditd")
@@ -431,6 +429,9 @@ def up() -> StackInfo:
     state = _load_state()
     state.setdefault("started", {})
     state.setdefault("created", {})
+    if not state["started"] and audit_supported():
+        # Before journald (Audit=yes) flips it: what `down` restores if it stops auditd.
+        state["audit_prev_enabled"] = audit_status().get("enabled", "0")
     try:
         _journald(state)
         _auditd(state)
@@ -454,7 +455,7 @@ def down() -> None:
         if name == "auditd" and rec and audit_supported():
             # We started auditd, so we also own the rules and the enabled flag we set.
             _run(["auditctl", "-D"], check=False)
-            _run(["auditctl", "-e", state.get("audit_prev_enabled", "0")], check=False)
+            _run(["auditctl", "-e", state.pop("audit_prev_enabled", "0")], check=False)
             state.pop("rules_listing", None)
         if name == "journald" and rec:
             state.pop("journal_flushed", None)
