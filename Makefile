@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CONF ?= agentd.conf
-APT_PACKAGES := libsystemd-dev pkg-config gcc python3-dev auditd openssh-server openssh-client \
+APT_PACKAGES := systemd libsystemd-dev pkg-config gcc python3-dev auditd openssh-server openssh-client \
 	python3-audit sudo iproute2 procps util-linux libpam-modules
 STAMP := $(VENV)/.installed
 
