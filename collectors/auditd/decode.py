@@ -1,0 +1,199 @@
+"""Interpret raw audit values: hex strings, EXECVE argv, PROCTITLE, SOCKADDR.
+
+Bytes to text (args, titles, paths, comm …). Audit hands us bytes; ECS wants strings; a
+SIEM user must be able to get the exact bytes back. The rule, :func:`bytes_to_text`:
+
+* bytes that are valid UTF-8 are decoded as-is, nothing escaped (not even ``\\``);
+* otherwise the value is *escaped*: every backslash becomes ``\\\\`` and every byte that
+  is not part of a valid UTF-8 sequence becomes ``\\xNN`` (two lower-case hex digits);
+  valid multi-byte sequences stay as characters. The caller flags the event
+  (``process.args_escaped: true`` and the tag ``non-utf8-args``), which says the value must
+  be read back with :func:`text_to_bytes` (``\\\\`` -> ``\\``, ``\\xNN`` -> byte).
+
+That is unambiguous because escaping is all-or-nothing per value and flagged.
+
+Quoted or hex? The kernel writes a string quoted when it is plain printable ASCII and as
+bare hex otherwise, and parse.py removes the quotes, so ``a1="CAFE"`` and ``a1=CAFE``
+both arrive as ``CAFE``. Whether a value was quoted is read back from the raw line
+(:func:`was_quoted`); only the few fields that can be hex pay for that.
+"""
+
+from __future__ import annotations
+
+import binascii
+import ipaddress
+import re
+import struct
+from typing import Optional
+
+from collectors.auditd.parse import AuditRecord
+
+__all__ = [
+    "bytes_to_text", "text_to_bytes", "was_quoted", "unhex", "value_bytes", "value_text",
+    "execve_args", "proctitle", "sockaddr", "NO_VALUE",
+]
+
+# Placeholders the kernel and libaudit write for "nothing here".
+NO_VALUE = frozenset(("(null)", "?", "(none)", ""))
+_ARG_RE = re.compile(rb'(?:^|\s)(argc|a\d+(?:\[\d+\])?)=("[^"]*"|\S*)')
+_UNESC_RE = re.compile(r"\\(\\|x[0-9a-f]{2})")
+
+
+def bytes_to_text(data: bytes) -> tuple:
+    """(text, escaped) per the module docstring."""
+    try:
+        return data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        pass
+    s = data.decode("utf-8", "surrogateescape").replace("\\", "\\\\")
+    out = []
+    for ch in s:
+        o = ord(ch)
+        if 0xDC80 <= o <= 0xDCFF:
+            out.append("\\x%02x" % (o - 0xDC00))
+        else:
+            out.append(ch)
+    return "".join(out), True
+
+
+def text_to_bytes(text: str, escaped: bool) -> bytes:
+    """Inverse of :func:`bytes_to_text`."""
+    if not escaped:
+        return text.encode("utf-8")
+
+    def one(m: re.Match) -> str:
+        g = m.group(1)
+        return "\\" if g == "\\" else chr(0xDC00 + int(g[1:], 16))
+
+    return _UNESC_RE.sub(one, text).encode("utf-8", "surrogateescape")
+
+
+def unhex(v: str) -> Optional[bytes]:
+    if len(v) % 2:
+        return None
+    try:
+        return binascii.unhexlify(v)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def was_quoted(rec: AuditRecord, name: str) -> bool:
+    raw = rec.raw
+    n = name.encode("ascii", "replace")
+    return (b" " + n + b'="') in raw or (b"'" + n + b'="') in raw
+
+
+def value_bytes(rec: AuditRecord, name: str) -> Optional[bytes]:
+    """A string field's bytes: quoted text as-is, bare hex decoded; None when absent."""
+    v = rec.fields.get(name)
+    if v is None:
+        return None
+    if was_quoted(rec, name):
+        return v.encode("utf-8", "surrogateescape")
+    if v in NO_VALUE:
+        return None
+    b = unhex(v)
+    return b if b is not None else v.encode("utf-8", "surrogateescape")
+
+
+def value_text(rec: AuditRecord, name: str) -> Optional[str]:
+    b = value_bytes(rec, name)
+    return None if b is None else bytes_to_text(b)[0]
+
+
+def _piece(raw: bytes) -> bytes:
+    if raw[:1] == b'"':
+        return raw[1:-1] if raw[-1:] == b'"' and len(raw) >= 2 else raw[1:]
+    if raw in (b"(null)",):
+        return b""
+    try:
+        return binascii.unhexlify(raw)
+    except (binascii.Error, ValueError):
+        return raw  # not hex after all: keep what was written
+
+
+def execve_args(records: list) -> tuple:
+    """(args as list of bytes, argc) from the EXECVE records of one event, in order.
+
+    Handles quoted and hex ``aN``, the ``aN_len`` + ``aN[i]`` pieces of arguments longer
+    than the kernel's chunk size, and argv continued over several EXECVE records (argc is
+    only in the first). An argument the kernel did not log becomes ``b""``.
+    """
+    argc = None
+    whole: dict = {}
+    pieces: dict = {}
+    for rec in records:
+        # Only the raw part (before ENRICHED's 0x1d) holds arguments.
+        raw = rec.raw.split(b"\x1d", 1)[0]
+        start = raw.find(b"): ")
+        for m in _ARG_RE.finditer(raw, start + 2 if start >= 0 else 0):
+            name, val = m.group(1), m.group(2)
+            if name == b"argc":
+                if argc is None and val.isdigit():
+                    argc = int(val)
+                continue
+            br = name.find(b"[")
+            if br < 0:
+                whole[int(name[1:])] = _piece(val)
+            else:
+                pieces.setdefault(int(name[1:br]), {})[int(name[br + 1:-1])] = _piece(val)
+    n = argc if argc is not None else (max(list(whole) + list(pieces), default=-1) + 1)
+    args = []
+    for i in range(n):
+        if i in whole:
+            args.append(whole[i])
+        elif i in pieces:
+            p = pieces[i]
+            args.append(b"".join(p[k] for k in sorted(p)))
+        else:
+            args.append(b"")
+    return args, (argc if argc is not None else n)
+
+
+def proctitle(rec: AuditRecord) -> Optional[bytes]:
+    """The command line as NUL-separated bytes -> space-joined bytes (kernel caps it at 128)."""
+    b = value_bytes(rec, "proctitle")
+    if b is None:
+        return None
+    return b.rstrip(b"\x00").replace(b"\x00", b" ")
+
+
+_AF = {1: "unix", 2: "inet", 10: "inet6", 16: "netlink", 17: "packet"}
+
+
+def sockaddr(hexstr: str) -> Optional[dict]:
+    """struct sockaddr (host byte order family, network order port) -> a dict.
+
+    inet: {family, ip, port}; inet6: + flowinfo/scope_id; unix: {family, path} or
+    {family, abstract: True, path} (abstract names start with NUL); netlink: {family,
+    pid, groups}; anything else: {family: number}.
+    """
+    b = unhex(hexstr)
+    if b is None or len(b) < 2:
+        return None
+    fam = struct.unpack_from("<H", b, 0)[0]
+    name = _AF.get(fam)
+    d: dict = {"family": name or str(fam)}
+    if fam == 2 and len(b) >= 8:
+        d["port"] = struct.unpack_from(">H", b, 2)[0]
+        d["ip"] = str(ipaddress.IPv4Address(b[4:8]))
+    elif fam == 10 and len(b) >= 24:
+        d["port"] = struct.unpack_from(">H", b, 2)[0]
+        d["flowinfo"] = struct.unpack_from(">I", b, 4)[0]
+        d["ip"] = ipaddress.IPv6Address(b[8:24]).compressed
+        if len(b) >= 28:
+            d["scope_id"] = struct.unpack_from("<I", b, 24)[0]
+    elif fam == 1:
+        path = b[2:]
+        if path[:1] == b"\x00":
+            d["abstract"] = True
+            path = path[1:].rstrip(b"\x00")
+        else:
+            path = path.split(b"\x00", 1)[0]
+        text, esc = bytes_to_text(path)
+        d["path"] = text
+        if esc:
+            d["path_escaped"] = True
+    elif fam == 16 and len(b) >= 12:
+        d["pid"], d["groups"] = struct.unpack_from("<II", b, 4)
+    return d
