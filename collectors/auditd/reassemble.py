@@ -195,7 +195,8 @@ class Reassembler:
             if track is None:
                 track = self._tracks[rec.node] = _SerialTrack()
             track.see(rec, self.timeout, out)
-        if "lost" in rec.fields:
+        # A byte search first: reading .fields would parse every record (they are lazy).
+        if b"lost=" in rec.raw and "lost" in rec.fields:
             self._check_lost(rec, out)
         if rec.time > self._newest:
             self._newest = rec.time
