@@ -83,6 +83,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from agent import sessions_cli
+
+    cfg = _load(args.config)
+    if cfg is None:
+        return 2
+    try:
+        if args.action == "show":
+            if not args.id:
+                print("Error: sessions show needs a session id (from `agentd sessions`)", file=sys.stderr)
+                return 2
+            return sessions_cli.show_session(cfg.agent["state_dir"], args.id)
+        return sessions_cli.list_sessions(cfg.agent["state_dir"], args.since, args.user)
+    except FileNotFoundError as e:
+        print(f"agentd: no spool database at {e}: the agent has not run with this config", file=sys.stderr)
+        return 3
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="agentd",
@@ -119,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("status", help="per collector and shipper: events in and shipped, spool depth, errors")
     with_config(sp)
     sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("sessions", help="recent login sessions; `sessions show ID` prints one's timeline")
+    with_config(sp)
+    sp.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    sp.add_argument("id", nargs="?", help="session id, or its audit ses number")
+    sp.add_argument("--since", default="24h", help="how far back to list (default 24h)")
+    sp.add_argument("--user", default="", help="only this login user")
+    sp.set_defaults(func=cmd_sessions)
 
     sp = sub.add_parser("default-config", help="print the default agentd.conf generated from the schema")
     sp.set_defaults(func=cmd_default_config)

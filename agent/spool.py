@@ -36,6 +36,13 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS positions (collector TEXT PRIMARY KEY, position TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cursors (shipper TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS session_history (
+    id TEXT PRIMARY KEY, user TEXT, start REAL, end REAL, summary BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS timeline (
+    session_id TEXT NOT NULL, ts REAL NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS timeline_session ON timeline (session_id, ts);
 """
 
 
@@ -255,6 +262,14 @@ class Spool:
         with self._lock:
             row = self._db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
+
+    def execute(self, sql: str, params=(), many: bool = False) -> list:
+        """Small extensions (session history) share the connection and its lock."""
+        with self._lock:
+            if many:
+                self._db.executemany(sql, params)
+                return []
+            return self._db.execute(sql, params).fetchall()
 
     def stats(self, shippers: list) -> dict:
         with self._lock:

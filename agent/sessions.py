@@ -1,0 +1,295 @@
+"""The session join: who, from which IP, with which key, on every event of a login.
+
+A login on the jump server is the kernel audit session (``ses``): every process of
+the login inherits it and sudo/su do not change it. The pieces arrive from two
+sources, in either order:
+
+- audit ``LOGIN`` (pam_loginuid): sshd monitor pid -> new ses, auid;
+- audit ``USER_START`` (PAM session_open) with that ses: source address;
+- audit ``USER_LOGIN`` from the monitor pid (its own ses field is still unset on
+  Debian's sshd): the terminal (/dev/pts/N);
+- sshd's journal line ``Accepted <method> for <user> from <ip> port <n> ssh2[: <type> <fp>]``
+  from the same monitor pid: port, method, key type and fingerprint;
+- audit ``USER_END`` from the monitor pid: the end.
+
+So the join keys are the monitor pid (to link journal and audit) and ses (for
+everything else). Events of the "target" host's sshd never carry a jump-host ses,
+so they never join. The table persists in the spool database so a restart keeps
+attributing events of logins that began before it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Optional
+
+from agent.events import HostInfo, base_doc, dumps, loads, make_event_id, rfc3339
+
+UNSET = ("4294967295", "-1", "", None, "unset")
+KV_KEY = "sessions.v1"
+ENDED_TTL = 3600.0  # keep an ended session this long for late events (keystrokes flush at logout)
+IDLE_TTL = 14 * 86400.0
+PENDING_TTL = 600.0
+
+
+def _get(doc: dict, *path):
+    cur = doc
+    for p in path:
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(p)
+    return cur
+
+
+def _ses(doc: dict) -> Optional[str]:
+    v = _get(doc, "auditd", "session")
+    if v is None:
+        v = _get(doc, "process", "session_id")
+    v = None if v is None else str(v)
+    return None if v in UNSET else v
+
+
+def _record_type(doc: dict) -> str:
+    return str(_get(doc, "auditd", "message_type") or _get(doc, "auditd", "type") or "").upper()
+
+
+def _pid(doc: dict) -> Optional[int]:
+    v = _get(doc, "process", "pid")
+    try:
+        return int(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _tty_name(terminal) -> str:
+    t = str(terminal or "")
+    if t.startswith("/dev/"):
+        t = t[5:]
+    return t if t.startswith(("pts/", "tty")) else ""
+
+
+class SessionTracker:
+    def __init__(self, host: HostInfo, store=None, now=time.time):
+        self.host = host
+        self.store = store  # the Spool (kv_get/kv_put), or None (replay)
+        self.now = now
+        self._lock = threading.Lock()
+        self.sessions: dict = {}  # ses -> state
+        self.by_pid: dict = {}  # sshd monitor pid -> ses
+        self.accepts: dict = {}  # sshd monitor pid -> facts from "Accepted …"
+        self.pending_tty: dict = {}  # monitor pid -> tty seen before its LOGIN
+        self._timeline: list = []  # (session id, ts, kind, text) not yet stored
+        self._touched: set = set()  # ses whose history row needs rewriting
+        self._dirty = False
+        self._load()
+
+    # -- persistence ---------------------------------------------------------
+
+    def _load(self) -> None:
+        if self.store is None:
+            return
+        raw = self.store.kv_get(KV_KEY)
+        if not raw:
+            return
+        try:
+            data = loads(raw)
+        except ValueError:
+            return
+        self.sessions = data.get("sessions", {})
+        self.by_pid = {int(k): v for k, v in data.get("by_pid", {}).items()}
+        self.accepts = {int(k): v for k, v in data.get("accepts", {}).items()}
+
+    def save(self) -> None:
+        """Called after each batch; cheap when nothing changed."""
+        if self.store is None or not self._dirty:
+            return
+        with self._lock:
+            self._expire()
+            blob = dumps({"sessions": self.sessions, "by_pid": self.by_pid, "accepts": self.accepts})
+            history = [(s["id"], s.get("user"), s.get("start"), s.get("end"), dumps(s))
+                       for ses, s in self.sessions.items() if ses in self._touched]
+            timeline, self._timeline = self._timeline, []
+            self._touched = set()
+            self._dirty = False
+        self.store.kv_put(KV_KEY, blob)
+        if history:
+            self.store.execute("INSERT OR REPLACE INTO session_history VALUES (?, ?, ?, ?, ?)", history, many=True)
+        if timeline:
+            self.store.execute("INSERT INTO timeline VALUES (?, ?, ?, ?)", timeline, many=True)
+
+    def _expire(self) -> None:
+        now = self.now()
+        for ses, s in list(self.sessions.items()):
+            if (s.get("end") and now - s["end"] > ENDED_TTL) or now - s.get("last", now) > IDLE_TTL:
+                del self.sessions[ses]
+        live = {s.get("sshd_pid") for s in self.sessions.values()}
+        self.by_pid = {p: v for p, v in self.by_pid.items() if p in live}
+        self.accepts = {p: a for p, a in self.accepts.items() if now - a.get("seen", now) < PENDING_TTL
+                        or p in live}
+
+    # -- the join ------------------------------------------------------------
+
+    def apply(self, doc: dict) -> list:
+        """Attach ``session`` to ``doc`` when it belongs to one; returns new summary events."""
+        with self._lock:
+            extra = self._observe(doc)
+            ses = _ses(doc)
+            if ses is None:
+                pid = _pid(doc)
+                if pid is not None and pid in self.by_pid and doc["event"].get("module") != "auditd":
+                    ses = self.by_pid[pid]
+            s = self.sessions.get(ses) if ses else None
+            if s is not None:
+                doc["session"] = self._public(s)
+                self._count(s, doc)
+            return extra
+
+    def _observe(self, doc: dict) -> list:
+        ev = doc.get("event", {})
+        rtype = _record_type(doc)
+        pid = _pid(doc)
+        out: list = []
+        if ev.get("dataset") == "sshd.auth" and ev.get("action") == "logged-in" and pid is not None:
+            auth = _get(doc, "session", "auth") or {}
+            self.accepts[pid] = {
+                "user": _get(doc, "user", "name"), "ip": _get(doc, "source", "ip"),
+                "port": _get(doc, "source", "port"), "auth": {k: v for k, v in auth.items() if v},
+                "seen": self.now(),
+            }
+            ses = self.by_pid.get(pid)
+            if ses in self.sessions:
+                self._merge_accept(self.sessions[ses], pid)
+            self._dirty = True
+        elif rtype == "LOGIN" and pid is not None:
+            ses = _ses(doc)
+            if ses and ses not in self.sessions:
+                self._start(ses, pid, doc)
+                out.append(self._summary(self.sessions[ses], "session-started"))
+        elif rtype == "USER_START" and _ses(doc) in self.sessions:
+            s = self.sessions[_ses(doc)]
+            if s.get("sshd_pid") == pid and not s["source"].get("ip"):
+                ip = _get(doc, "source", "ip")
+                if ip:
+                    s["source"]["ip"] = ip
+                    self._dirty = True
+        elif rtype == "USER_LOGIN" and pid is not None:
+            tty = _tty_name(_get(doc, "auditd", "data", "terminal") or _get(doc, "process", "tty")
+                            or _get(doc, "auditd", "terminal"))
+            ses = self.by_pid.get(pid)
+            if tty and ses in self.sessions:
+                self.sessions[ses]["tty"] = tty
+                self._dirty = True
+            elif tty:
+                self.pending_tty[pid] = tty
+        elif rtype == "USER_END" and pid is not None:
+            ses = _ses(doc)
+            s = self.sessions.get(ses)
+            if s is not None and s.get("sshd_pid") == pid and not s.get("end"):
+                s["end"] = self._time(doc)
+                self._dirty = True
+                out.append(self._summary(s, "session-ended"))
+        return out
+
+    def _start(self, ses: str, pid: int, doc: dict) -> None:
+        user = _get(doc, "user", "audit", "name") or _get(doc, "user", "name")
+        s = {
+            "ses": ses, "id": f"{self.host.id}:{self.host.boot_id}:{ses}", "user": user,
+            "auid": _get(doc, "user", "audit", "id"), "sshd_pid": pid, "start": self._time(doc),
+            "source": {}, "auth": {}, "tty": self.pending_tty.pop(pid, ""),
+            "commands": 0, "hosts": [], "bytes": 0, "alerts": 0, "last": self.now(),
+        }
+        self.sessions[ses] = s
+        self.by_pid[pid] = ses
+        self._merge_accept(s, pid)
+        self._dirty = True
+
+    def _merge_accept(self, s: dict, pid: int) -> None:
+        a = self.accepts.get(pid)
+        if not a:
+            return
+        if a.get("ip"):
+            s["source"]["ip"] = a["ip"]
+        if a.get("port") is not None:
+            s["source"]["port"] = a["port"]
+        s["auth"].update(a.get("auth") or {})
+        s["user"] = s.get("user") or a.get("user")
+
+    def _time(self, doc: dict) -> float:
+        ts = doc.get("@timestamp")
+        if ts:
+            from datetime import datetime, timezone
+
+            try:
+                return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+            except ValueError:
+                pass
+        return self.now()
+
+    def _public(self, s: dict) -> dict:
+        pub: dict = {"id": s["id"], "user": s.get("user")}
+        if s["source"]:
+            pub["source"] = dict(s["source"])
+        if s["auth"]:
+            pub["auth"] = dict(s["auth"])
+        if s.get("tty"):
+            pub["tty"] = s["tty"]
+        if s.get("start"):
+            pub["start"] = rfc3339(s["start"])
+        return {k: v for k, v in pub.items() if v is not None}
+
+    def _count(self, s: dict, doc: dict) -> None:
+        action = doc["event"].get("action")
+        s["last"] = self.now()
+        text = ""
+        if action == "executed":
+            s["commands"] += 1
+            text = _get(doc, "process", "command_line") or " ".join(_get(doc, "process", "args") or [])
+        elif action in ("connected-to", "connection-opened"):
+            ip = _get(doc, "destination", "ip")
+            if ip and ip not in s["hosts"] and len(s["hosts"]) < 100:
+                s["hosts"].append(ip)
+            text = f"{ip}:{_get(doc, 'destination', 'port')} ({_get(doc, 'process', 'name') or '?'})"
+        elif action in ("file-uploaded", "file-downloaded"):
+            n = int(_get(doc, "transfer", "bytes") or 0)
+            s["bytes"] += n
+            text = f"{_get(doc, 'file', 'path')} ({n} bytes)"
+        elif action == "typed":
+            text = " | ".join(str(x.get("line", x) if isinstance(x, dict) else x)
+                              for x in (_get(doc, "keystrokes", "lines") or []))
+        elif action in ("sudo", "su"):
+            text = doc.get("message") or _get(doc, "process", "command_line") or ""
+        if doc["event"].get("kind") == "alert":
+            s["alerts"] += 1
+            text = _get(doc, "rule", "name") or "alert"
+        if text:
+            self._timeline.append((s["id"], self._time(doc), action, text))
+        self._touched.add(s["ses"])
+        self._dirty = True
+
+    def _summary(self, s: dict, action: str) -> dict:
+        ended = action == "session-ended"
+        self._touched.add(s["ses"])
+        src = s["source"]
+        self._timeline.append((s["id"], s["end"] if ended else s["start"], action,
+                               f"{s.get('user')} from {src.get('ip', '?')} port {src.get('port', '?')} "
+                               f"{(s['auth'] or {}).get('method', '')} {s.get('tty', '')}".strip()))
+        ts = s["end"] if ended else s["start"]
+        doc = base_doc(
+            host=self.host, timestamp=ts, event_id=make_event_id(self.host.id, "session", s["id"], action),
+            module="agentd", dataset="agentd.session", kind="state", category=["session"],
+            type=["end" if ended else "start"], action=action, outcome="success",
+        )
+        doc["session"] = self._public(s)
+        doc["user"] = {"name": s.get("user")}
+        if ended:
+            doc["event"]["duration"] = int((s["end"] - s["start"]) * 1e9)
+            doc["agentd"] = {"session": {"commands": s["commands"], "hosts": list(s["hosts"]),
+                                         "bytes_transferred": s["bytes"], "alerts": s["alerts"]}}
+        return doc
+
+    # -- queries (for `agentd sessions`) ---------------------------------------
+
+    def snapshot(self) -> list:
+        with self._lock:
+            return [dict(s) for s in self.sessions.values()]
