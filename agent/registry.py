@@ -15,6 +15,8 @@ COLLECTORS = {
 
 SHIPPERS = {
     "file": "shippers.file:FileShipper",
+    "splunk_hec": "shippers.splunk_hec:SplunkHecShipper",
+    "elasticsearch": "shippers.elasticsearch:ElasticsearchShipper",
 }
 
 KINDS = {"collector": COLLECTORS, "shipper": SHIPPERS}
