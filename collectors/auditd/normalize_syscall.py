@@ -137,7 +137,7 @@ def _network(norm, ev, by_type, sc, name) -> dict:
             doc["network"] = {"type": "ipv4" if fam == "inet" else "ipv6"}
             ips.append(sa["ip"])
         else:
-            doc["auditd"]["data"] = {"socket": sa}
+            doc.setdefault("auditd", {})["data"] = {"socket": sa}
     norm.tags_from_key(sc, tags)
     return norm.finish(doc, users, ips, tags)
 
@@ -182,11 +182,11 @@ def _generic_syscall(norm, ev, by_type, sc, name) -> dict:
     users: list = []
     tags: list = []
     add_process(norm, doc, sc, by_type, users)
-    doc["auditd"]["data"] = record_data(sc)
+    doc.setdefault("auditd", {})["data"] = record_data(sc)
     others = [r for r in ev.records if r.type not in ("SYSCALL", "PROCTITLE", "CWD", "PATH")]
     ips: list = []
     if others:
-        doc["auditd"]["records"] = [{"type": r.type, "data": record_data(r)} for r in others]
+        doc.setdefault("auditd", {})["records"] = [{"type": r.type, "data": record_data(r)} for r in others]
         for r in others:
             if r.type == "SOCKADDR":
                 sa = decode.sockaddr(r.fields.get("saddr", ""))

@@ -147,7 +147,7 @@ def _login_id(norm, ev, by_type, rec, sc) -> dict:
     else:
         _sender(norm, doc, rec, users)
     norm.add_audit_ids(doc, rec, users)   # the new auid/ses win over the syscall's
-    doc["auditd"]["data"] = record_data(rec)
+    doc.setdefault("auditd", {})["data"] = record_data(rec)
     return norm.finish(doc, users, [], [])
 
 
@@ -162,7 +162,7 @@ def _config(norm, ev, by_type, rec, sc) -> dict:
         norm.add_audit_ids(doc, rec, users)
     else:
         _sender(norm, doc, rec, users)
-    doc["auditd"]["data"] = record_data(rec)
+    doc.setdefault("auditd", {})["data"] = record_data(rec)
     norm.tags_from_key(rec, tags)
     return norm.finish(doc, users, [], tags)
 
@@ -210,8 +210,8 @@ def _generic(norm, ev, rec) -> dict:
                      action=rec.type.lower().replace("_", "-"), outcome=res_outcome(rec))
     users: list = []
     norm.add_audit_ids(doc, rec, users)
-    doc["auditd"]["data"] = record_data(rec)
-    doc["auditd"]["record_type"] = rec.type
+    doc.setdefault("auditd", {})["data"] = record_data(rec)
+    doc.setdefault("auditd", {})["record_type"] = rec.type
     if len(ev.records) > 1:
-        doc["auditd"]["records"] = [{"type": r.type, "data": record_data(r)} for r in ev.records[1:]]
+        doc.setdefault("auditd", {})["records"] = [{"type": r.type, "data": record_data(r)} for r in ev.records[1:]]
     return norm.finish(doc, users, [], [])

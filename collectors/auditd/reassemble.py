@@ -179,7 +179,6 @@ class Reassembler:
         self._pending: dict = {}        # (node, serial) -> AuditEvent, insertion = arrival order
         self._tracks: dict = {}         # node -> _SerialTrack
         self._lost: dict = {}           # node -> last seen kernel lost counter
-        self._newest = 0.0
 
     def push(self, rec: AuditRecord) -> list:
         out: list = []
@@ -198,8 +197,9 @@ class Reassembler:
         # A byte search first: reading .fields would parse every record (they are lazy).
         if b"lost=" in rec.raw and "lost" in rec.fields:
             self._check_lost(rec, out)
-        if rec.time > self._newest:
-            self._newest = rec.time
+        if self._pending:
+            # Older events first: output stays close to time order.
+            self._expire(rec.time - self.timeout, out, key)
         ev = self._pending.get(key)
         if rtype == "EOE" or rtype == "PROCTITLE":
             if ev is None:
@@ -214,21 +214,20 @@ class Reassembler:
             out.append(AuditEvent(rec))
         else:
             self._pending[key] = AuditEvent(rec)
-        if self._pending:
-            self._expire(rec.time - self.timeout, out)
         return out
 
-    def _expire(self, cutoff: float, out: list) -> None:
+    def _expire(self, cutoff: float, out: list, current: tuple) -> None:
         # Pending events are in arrival order, which is close to time order; stop at the
         # first one still fresh so the common case costs one comparison.
         pending = self._pending
         done = []
-        for key, ev in pending.items():
+        for k, ev in pending.items():
             if ev.time >= cutoff:
                 break
-            done.append(key)
-        for key in done:
-            out.append(pending.pop(key))
+            if k != current:  # a late record of this very event still joins it
+                done.append(k)
+        for k in done:
+            out.append(pending.pop(k))
 
     def _check_lost(self, rec: AuditRecord, out: list) -> None:
         f = rec.fields
