@@ -1,0 +1,1 @@
+"""Shippers against the strict test SIEM (tests/siem) over loopback."""
