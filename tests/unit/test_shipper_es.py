@@ -196,3 +196,21 @@ def test_health_wants_the_product_header():
     assert not ok and "X-Elastic-Product" in msg
     ok, msg = ship(lambda r: httpx.Response(401, json={"error": {"type": "security_exception", "reason": "nope"}})).health()
     assert not ok and "security_exception" in msg
+
+
+def test_index_template_matches_the_default_data_stream_names():
+    import fnmatch
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "packaging", "elasticsearch",
+                        "agentd-index-template.json")
+    with open(path) as f:
+        tpl = json.load(f)
+    assert tpl["data_stream"] == {} and tpl["priority"] > 100
+    s = ship(bulk_answer(lambda d: 201))
+    for ds in ("auditd.process", "auditd.tty", "sshd.auth", "sshd.sftp", "agentd.session", "agentd.gap",
+               "sudo.command", "su.session", "psutil.network"):
+        name = s.index_for({"event": {"dataset": ds}})
+        assert any(fnmatch.fnmatchcase(name, p) for p in tpl["index_patterns"]), name
+    props = tpl["template"]["mappings"]["properties"]
+    for obj in ("session", "keystrokes", "transfer", "agentd"):
+        assert obj in props
