@@ -11,6 +11,7 @@ import importlib
 
 COLLECTORS = {
     "auditd": "collectors.auditd.collector:AuditdCollector",
+    "journald": "collectors.journald.collector:JournaldCollector",
 }
 
 SHIPPERS = {
