@@ -361,6 +361,9 @@ def measure(args: argparse.Namespace, workdir: str) -> Dict[str, object]:
         rss0, cpu0 = tree_rss_cpu(p)
         acpu0 = auditd_cpu(auditd)
         kcpu0 = auditd_cpu(kauditd)
+        sys0 = p.cpu_times().system
+        print(f"agent_rss: agentd pid {agent.proc.pid} up ({rss_start / MB:.1f} MB), "
+              f"{len(sessions)} sessions open; load for {args.seconds:.0f}s", flush=True)
         t0 = time.monotonic()
         samples.append((0.0, rss0, cpu0, acpu0, base_lines))
         drivers = [Driver(s, u, args.iterations, args.pause, stop) for u, s in sessions]
@@ -416,6 +419,7 @@ def measure(args: argparse.Namespace, workdir: str) -> Dict[str, object]:
         s = sample()
         agent_cpu, auditd_cpu_s, delivered = s[2] - cpu0, s[3] - acpu0, s[4] - base_lines
         kauditd_cpu_s = auditd_cpu(kauditd) - kcpu0
+        agent_sys = p.cpu_times().system - sys0
         lost1 = audit_lost()
         audit_records = audit_lines_since(*audit_mark)
 
@@ -435,6 +439,7 @@ def measure(args: argparse.Namespace, workdir: str) -> Dict[str, object]:
             "rss_end_mb": round(s[1] / MB, 1),
             "window_s": round(window, 1),
             "agent_cpu_s": round(agent_cpu, 2), "auditd_cpu_s": round(auditd_cpu_s, 2),
+            "agent_cpu_system_s": round(agent_sys, 2),
             "agent_cpu_pct": round(100 * agent_cpu / window, 1),
             "auditd_cpu_pct": round(100 * auditd_cpu_s / window, 1),
             "kauditd_cpu_s": round(kauditd_cpu_s, 2),
@@ -450,9 +455,10 @@ def measure(args: argparse.Namespace, workdir: str) -> Dict[str, object]:
                 sess.close(timeout=10)
             except (OSError, SessionError):
                 pass
+        was_running = agent.proc is not None and agent.proc.poll() is None
         rc = agent.stop()
         res["agent_exit"] = rc
-        if rc != 0:
+        if was_running and rc != 0:
             print(f"agent_rss: agentd did not exit 0 on SIGTERM ({rc}); log tail:\n{agent.log_tail()}",
                   file=sys.stderr)
     res["loop_execs_delivered"] = loop_execs_delivered(agent.out, base_lines,
@@ -472,7 +478,8 @@ def report(r: Dict[str, object]) -> None:
     print(f"  load execs seen    {r['loop_execs_delivered']} of {r['loop_execs_typed']} typed")
     print(f"  RSS                start {r['rss_start_mb']} MB, steady median {r['rss_steady_median_mb']} MB, "
           f"max {r['rss_max_mb']} MB, end {r['rss_end_mb']} MB")
-    print(f"  CPU over {r['window_s']}s   agent {r['agent_cpu_s']}s ({r['agent_cpu_pct']}% of a core, "
+    print(f"  CPU over {r['window_s']}s   agent {r['agent_cpu_s']}s ({r['agent_cpu_system_s']}s system; "
+          f"{r['agent_cpu_pct']}% of a core, "
           f"{r['agent_cpu_ms_per_event']} ms/event), auditd {r['auditd_cpu_s']}s ({r['auditd_cpu_pct']}%), "
           f"kernel kauditd thread {r['kauditd_cpu_s']}s")
     print(f"  agent/auditd CPU   {ratio if ratio is not None else 'n/a (auditd used no CPU)'}"
