@@ -33,7 +33,6 @@ restart, pending events are simply re-sent (at-least-once).
 
 from __future__ import annotations
 
-import calendar
 import re
 import time
 import uuid
@@ -54,7 +53,9 @@ from shippers.http import (
     chunks,
     compress,
     describe_exception,
+    epoch,
     get_path,
+    json_body,
     parse_retry_after,
     short_body,
     timeout_option,
@@ -69,30 +70,11 @@ CONFIG_CODES = {7: "check index= and the token's allowed indexes", 10: "the toke
 ACK_WAIT = 5.0  # longest a send() waits for acks before handing back "retry"
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_TS = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$")
 
 
 def _check_guid(v: str) -> None:
     if v and not _GUID.match(v):
         raise ValueError(f"{v!r} is not a GUID like 0b8f3a5e-6f0c-4f7e-9d5e-2a1b3c4d5e6f")
-
-
-def epoch(ts: object) -> Optional[float]:
-    """RFC 3339 text to epoch seconds rounded to ms (what HEC ``time`` indexes)."""
-    if not isinstance(ts, str):
-        return None
-    m = _TS.match(ts)
-    if not m:
-        return None
-    y, mo, d, h, mi, s, frac, tz = m.groups()
-    secs = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s)))
-    if frac:
-        secs += int(frac[:6].ljust(6, "0")) / 1e6
-    if tz and tz != "Z":
-        sign = 1 if tz[0] == "+" else -1
-        tz = tz[1:].replace(":", "")
-        secs -= sign * (int(tz[:2]) * 3600 + int(tz[2:]) * 60)
-    return round(secs, 3)
 
 
 def indexed_value(v: object) -> object:
@@ -257,7 +239,7 @@ class SplunkHecShipper(Shipper):
                 self._retry_rest(work, out)
                 return False
             st = resp.status_code
-            body = _json(resp)
+            body = json_body(resp)
             code = body.get("code")
             text = body.get("text") or short_body(resp) or resp.reason_phrase
             inv = body.get("invalid-event-number")
@@ -343,7 +325,7 @@ class SplunkHecShipper(Shipper):
         except httpx.HTTPError as e:
             self.condition.error(f"HEC ack query failed: {describe_exception(e)}")
             return False
-        body = _json(resp)
+        body = json_body(resp)
         if resp.status_code != 200 or not isinstance(body.get("acks"), dict):
             self.condition.error(f"HEC ack query: {resp.status_code} {body.get('text') or short_body(resp)}")
             return False
@@ -391,7 +373,7 @@ class SplunkHecShipper(Shipper):
     def health(self) -> tuple:
         try:
             resp = self.client.get(HEALTH_PATH)
-            body = _json(resp)
+            body = json_body(resp)
             if resp.status_code != 200:
                 return False, f"HEC health {resp.status_code}: {body.get('text') or short_body(resp)}"
             # An empty POST passes authentication first and then fails with
@@ -399,7 +381,7 @@ class SplunkHecShipper(Shipper):
             probe = self.client.post(EVENT_PATH, content=b"", params={"channel": self.channel})
         except httpx.HTTPError as e:
             return False, f"HEC {describe_exception(e)}"
-        pb = _json(probe)
+        pb = json_body(probe)
         if probe.status_code in (401, 403):
             return False, f"HEC token rejected: {pb.get('text') or probe.status_code} (code {pb.get('code')})"
         if pb.get("code") in (10, 11, 14):
@@ -409,10 +391,3 @@ class SplunkHecShipper(Shipper):
     def close(self) -> None:
         self.client.close()
 
-
-def _json(resp: httpx.Response) -> dict:
-    try:
-        body = orjson.loads(resp.content)
-    except (orjson.JSONDecodeError, httpx.HTTPError):
-        return {}
-    return body if isinstance(body, dict) else {}
