@@ -109,6 +109,9 @@ class ShipperWorker(threading.Thread):
             if not pending:
                 self.condition.ok()
                 return True
+            if result.waiting:
+                self.stop_event.wait(result.retry_after or 1.0)
+                continue
             self.stats["retries"] += 1
             self.stats["last_error"] = result.error or "retry"
             self.condition.failed(result.error or "destination asked to retry")

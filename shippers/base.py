@@ -16,7 +16,7 @@ from agent.component import Component
 class SendResult:
     """Outcome of one ``send``: indexes into the batch that was passed in."""
 
-    __slots__ = ("delivered", "retry", "rejected", "retry_after", "error")
+    __slots__ = ("delivered", "retry", "rejected", "retry_after", "error", "waiting")
 
     def __init__(
         self,
@@ -31,6 +31,9 @@ class SendResult:
         self.rejected = rejected or []  # [(index, reason)]
         self.retry_after = retry_after  # seconds, from a Retry-After header
         self.error = error  # one line for the log and `agentd status`; never a secret
+        # True when the retries are a normal wait (e.g. HEC indexer acks still
+        # pending), not a failure: the worker polls again quietly, no backoff.
+        self.waiting = False
 
     @classmethod
     def all_delivered(cls, n: int) -> SendResult:

@@ -367,6 +367,7 @@ class SplunkHecShipper(Shipper):
             out.retry_after = out.retry_after or 1.0
             if not out.error:
                 out.error = f"waiting for HEC indexer acknowledgement of {len(pending)} event(s)"
+                out.waiting = True
 
     # -- health ---------------------------------------------------------------
 
