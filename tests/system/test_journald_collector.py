@@ -281,3 +281,20 @@ def test_cursor_of_an_entry_no_longer_matched_is_not_a_gap(stack, tmp_path):
     r.close()
     docs, _ = _run_to_end(_collector(tmp_path, journal_dir=path), {"cursor": cursor})
     assert docs and not [d for d in docs if d["event"]["dataset"] == "agentd.gap"]
+
+
+def test_replay_of_a_journal_directory_and_file(stack, tmp_path):
+    path = _copy_journal(tmp_path)
+    c = _collector(tmp_path)
+    out: list = []
+    c.replay(path, lambda events, pos: out.extend(events))
+    ids = [e.id for e in out]
+    assert out and len(ids) == len(set(ids))
+    assert {e.doc["event"]["module"] for e in out} == {"journald"}
+    assert any(e.doc["event"].get("action") == "logged-in" for e in out)
+    one = max(os.listdir(path), key=lambda f: os.path.getsize(os.path.join(path, f)))
+    single: list = []
+    _collector(tmp_path).replay(os.path.join(path, one), lambda events, pos: single.extend(events))
+    assert single and {e.id for e in single} <= set(ids)  # same entries, same ids, whichever way they are read
+    with pytest.raises(FileNotFoundError):
+        c.replay(str(tmp_path / "nope.journal"), lambda events, pos: None)
