@@ -45,7 +45,8 @@ class Runtime:
         )
         if self.spool.recovered:
             self.spool.write("agentd", [gap_doc(host, "spool", "spool-recovered", self.spool.recovered)], None)
-        self.enricher = Enricher(cfg.agent)
+        self.enricher = Enricher(cfg.agent, host, store=self.spool, live=True)
+        self._emit_lock = threading.Lock()
         self.stop_event = threading.Event()
         self.collectors: list = []  # (name, collector, thread)
         self.shippers: list = []  # ShipperWorker
@@ -53,9 +54,13 @@ class Runtime:
 
     def _emit_for(self, name: str):
         def emit(events: list, position: Optional[dict]) -> None:
-            if events:
-                self.enricher.apply([e.doc for e in events])
-            self.spool.write(name, events, position, self.stop_event)
+            # One lock around enrich + write: session state and the events it
+            # shaped reach the spool in the order they were observed.
+            with self._emit_lock:
+                if events:
+                    events = self.enricher.apply(events)
+                if self.spool.write(name, events, position, self.stop_event):
+                    self.enricher.commit()
         return emit
 
     def _run_collector(self, name: str, collector) -> None:
@@ -106,7 +111,8 @@ class Runtime:
             "spool": {k: v for k, v in spool.items() if k != "shippers"},
         }
 
-    def stop(self, timeout: float) -> None:
+    def stop(self, timeout: float) -> dict:
+        """Stop within ``timeout``; returns the final status snapshot."""
         self.stop_event.set()
         deadline = time.monotonic() + timeout
         for _, _, t in self.collectors:
@@ -114,7 +120,9 @@ class Runtime:
         for w in self.shippers:
             w.join(max(0.1, deadline - time.monotonic()))
         self.tick()
+        snap = self.snapshot()
         self.spool.close()
+        return snap
 
 
 def setup_logging(level: str) -> None:
@@ -173,10 +181,11 @@ def run(cfg: Config) -> int:
                 continue
             log.info("agentd stopping (signal %d)", signum)
             notify.notify("STOPPING=1")
-            rt.stop(rt.cfg.agent["shutdown_timeout"])
+            snap = rt.stop(rt.cfg.agent["shutdown_timeout"])
             if server:
                 server.shutdown()
-            status.write_file(status_path, {"time": time.time(), "stopped": True})
+            snap["stopped"] = True
+            status.write_file(status_path, snap)
             return 0
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from agent import registry
 from agent.config import AGENT_OPTIONS
 
-# Sections that are active in the shipped file: collect the audit log and write
-# events to a local file, so `make run` works with no SIEM at hand.
-ACTIVE = {("collector", "auditd"): "auditd", ("shipper", "file"): "file"}
+# Sections that are active in the shipped file: collect the audit log and the
+# journal and write events to a local file, so `make run` works with no SIEM.
+ACTIVE = {("collector", "auditd"): "auditd", ("collector", "journald"): "journald", ("shipper", "file"): "file"}
 
 HEADER = """\
 # agentd.conf: the jump-server monitoring agent's configuration.

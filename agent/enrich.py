@@ -1,33 +1,42 @@
 """What happens to every event between its collector and the spool (or replay
-output): the session join and redaction. Redaction is last, so nothing another
+output): the session join, then redaction. Redaction is last, so nothing another
 stage copies into the event escapes it, and it runs before the spool, so secrets
 never touch disk."""
 
 from __future__ import annotations
 
 import logging
-from typing import Optional
+
+from agent.events import Event
+from agent.sessions import SessionTracker
 
 log = logging.getLogger("agentd.enrich")
 
 
 class Enricher:
-    def __init__(self, agent_conf: dict, sessions=None):
-        self.sessions = sessions
+    def __init__(self, agent_conf: dict, host, store=None, live: bool = False):
+        self.sessions = SessionTracker(host, store=store, live=live)
         self.redactor = None
         if agent_conf.get("redact", True):
             try:
                 from agent.redact import Redactor
-            except ImportError:  # pragma: no cover - only while the module is absent
-                log.warning("redaction module missing: events are NOT redacted")
+            except ImportError:  # TEMPORARY until agent/redact.py lands (issue 6)
+                log.error("redaction is not available in this build: events are NOT redacted")
             else:
                 self.redactor = Redactor(enabled=True, extra_patterns=agent_conf.get("redact_patterns") or ())
 
-    def apply(self, docs: list, session_source: Optional[str] = None) -> None:
-        """Enrich ECS dicts in place."""
-        if self.sessions is not None:
-            for doc in docs:
-                self.sessions.apply(doc)
+    def apply(self, events: list) -> list:
+        """Enrich events in place; returns them plus any session summaries they caused."""
+        out = []
+        for e in events:
+            extra = self.sessions.apply(e.doc)
+            out.append(e)
+            out.extend(Event(d) for d in extra)
         if self.redactor is not None:
-            for doc in docs:
-                self.redactor.apply(doc)
+            for e in out:
+                self.redactor.apply(e.doc)
+        return out
+
+    def commit(self) -> None:
+        """After the batch is stored: persist the session table."""
+        self.sessions.save()

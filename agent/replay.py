@@ -3,11 +3,16 @@
 Same code as the daemon, minus following and the spool: the forensic path from a
 bastion's old logs to the SIEM format, and the easiest way to see what the agent
 makes of a given log.
+
+The journal is merged into the audit stream by time before the session join,
+so sshd's "Accepted … port … key …" line meets the audit records of the same
+login in the order they happened, as it does live.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import sys
 
 from agent.component import RunContext
@@ -15,56 +20,93 @@ from agent.config import AGENT_OPTIONS, ConfigError, load_config
 from agent.enrich import Enricher
 
 
-def _agent_conf(path):
+def _confs(path):
     if path:
         cfg = load_config(path)
-        collectors = {c.type_name: c.conf for c in cfg.collectors}
-        return cfg.agent, collectors
+        return cfg.agent, {c.type_name: c.conf for c in cfg.collectors}
     return {k: o.default_value() for k, o in AGENT_OPTIONS.items()}, {}
+
+
+def _collector(cls, name: str, overrides: dict, ctx):
+    conf = {k: o.default_value() for k, o in cls.options.items()}
+    conf.update(overrides)
+    return cls(name, conf, ctx)
+
+
+def _ts(event) -> str:
+    # RFC 3339 strings of one fixed format sort as the times they stand for.
+    return event.doc.get("@timestamp", "")
+
+
+class _Writer:
+    def __init__(self, out, enricher: Enricher):
+        self.out = out
+        self.enricher = enricher
+        self.journal: collections.deque = collections.deque()  # not yet merged, oldest first
+        self.count = 0
+
+    def write(self, events: list) -> None:
+        if events:
+            events = self.enricher.apply(events)
+            self.out.write(b"".join(e.to_json() + b"\n" for e in events))
+            self.count += len(events)
+
+    def audit_batch(self, events: list, position=None) -> None:
+        if not events:
+            return
+        merged: list = []
+        for ev in events:
+            ts = _ts(ev)
+            while self.journal and _ts(self.journal[0]) <= ts:
+                merged.append(self.journal.popleft())
+            merged.append(ev)
+        self.write(merged)
+
+    def finish(self) -> None:
+        self.write(list(self.journal))
+        self.journal.clear()
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        agent_conf, collector_confs = _agent_conf(args.config)
+        agent_conf, collector_confs = _confs(args.config)
     except ConfigError as e:
         for line in e.lines:
             print(line, file=sys.stderr)
         return 2
     ctx = RunContext(agent_conf)
-    enricher = Enricher(agent_conf)
     out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
-    total = 0
-
-    def emit(events, position):
-        nonlocal total
-        if not events:
-            return
-        enricher.apply([e.doc for e in events])
-        out.write(b"".join(e.to_json() + b"\n" for e in events))
-        total += len(events)
-
+    writer = _Writer(out, Enricher(agent_conf, ctx.host))
     status = 0
     try:
+        if args.journal:
+            from collectors.journald.collector import JournaldCollector
+
+            jc = _collector(JournaldCollector, "replay", collector_confs.get("journald", {}), ctx)
+            try:
+                jc.replay(args.journal, lambda evs, pos: writer.journal.extend(evs))
+            except OSError as e:
+                print(f"Error: {args.journal}: {e.strerror or e}", file=sys.stderr)
+                status = 1
+            writer.journal = collections.deque(sorted(writer.journal, key=_ts))
+            writer.enricher.sessions.preload([e.doc for e in writer.journal])
+            print(f"agentd replay: {len(writer.journal)} journal events from {args.journal}", file=sys.stderr)
         if args.audit_log:
             from collectors.auditd.collector import AuditdCollector
 
-            conf = {k: o.default_value() for k, o in AuditdCollector.options.items()}
-            conf.update(collector_confs.get("auditd", {}))
-            conf["dead_letter_file"] = args.dead_letter
-            collector = AuditdCollector("replay", conf, ctx)
+            overrides = dict(collector_confs.get("auditd", {}), dead_letter_file=args.dead_letter)
+            ac = _collector(AuditdCollector, "replay", overrides, ctx)
             for path in args.audit_log:
                 try:
-                    collector.replay(path, emit)
+                    ac.replay(path, writer.audit_batch)
                 except OSError as e:
                     print(f"Error: {path}: {e.strerror}", file=sys.stderr)
                     status = 1
-            st = collector.stats
+            st = ac.stats
             kept = f", kept in {args.dead_letter}" if st["malformed"] else ""
-            print(f"agentd replay: {st['lines']} lines, {st['records']} records, {st['events']} events, "
+            print(f"agentd replay: {st['lines']} audit lines, {st['records']} records, {st['events']} events, "
                   f"{st['malformed']} malformed{kept}", file=sys.stderr)
-        if args.journal:
-            print("Error: --journal: the journald collector is not available in this version", file=sys.stderr)
-            status = 1
+        writer.finish()
     finally:
         out.flush()
         if out is not sys.stdout.buffer:

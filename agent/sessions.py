@@ -50,8 +50,20 @@ def _ses(doc: dict) -> Optional[str]:
     return None if v in UNSET else v
 
 
+# The normalizer's actions for the audit records the join needs.
+_AUDIT_ACTIONS = {
+    "changed-login-id": "LOGIN",
+    "started-session": "USER_START",
+    "logged-in": "USER_LOGIN",
+    "ended-session": "USER_END",
+}
+
+
 def _record_type(doc: dict) -> str:
-    return str(_get(doc, "auditd", "message_type") or _get(doc, "auditd", "type") or "").upper()
+    ev = doc.get("event", {})
+    if ev.get("module") != "auditd":
+        return ""
+    return _AUDIT_ACTIONS.get(ev.get("action"), "")
 
 
 def _pid(doc: dict) -> Optional[int]:
@@ -70,8 +82,9 @@ def _tty_name(terminal) -> str:
 
 
 class SessionTracker:
-    def __init__(self, host: HostInfo, store=None, now=time.time):
+    def __init__(self, host: HostInfo, store=None, now=time.time, live: bool = False):
         self.host = host
+        self.live = live
         self.store = store  # the Spool (kv_get/kv_put), or None (replay)
         self.now = now
         self._lock = threading.Lock()
@@ -191,17 +204,48 @@ class SessionTracker:
                 out.append(self._summary(s, "session-ended"))
         return out
 
+    def preload(self, docs: list) -> None:
+        """Replay: the journal is known up front, so "Accepted …" facts can be
+        in place before the audit LOGIN they belong to (journald stamps lines
+        when it receives them, a little after the audit record of the login)."""
+        with self._lock:
+            for doc in docs:
+                ev = doc.get("event", {})
+                if ev.get("dataset") == "sshd.auth" and ev.get("action") == "logged-in":
+                    self._observe(doc)
+
+    def _peer_of(self, pid: int) -> dict:
+        """Live only: the sshd monitor still holds the client's TCP connection,
+        so its peer address is known the moment the login starts, before
+        journald delivers sshd's own line."""
+        try:
+            import psutil
+
+            proc = psutil.Process(pid)
+            conns = getattr(proc, "net_connections", None) or proc.connections  # psutil < 6 (RHEL 9)
+            for c in conns(kind="inet"):
+                if c.status == psutil.CONN_ESTABLISHED and c.raddr:
+                    return {"ip": c.raddr.ip, "port": c.raddr.port}
+        except Exception:  # gone already, replay of another host, no permission
+            pass
+        return {}
+
     def _start(self, ses: str, pid: int, doc: dict) -> None:
-        user = _get(doc, "user", "audit", "name") or _get(doc, "user", "name")
+        # LOGIN's own user.* is the sshd process (root); the login is the new auid.
+        data = _get(doc, "auditd", "data") or {}
+        user = (data.get("interpreted") or {}).get("AUID") or _get(doc, "user", "audit", "name")
         s = {
             "ses": ses, "id": f"{self.host.id}:{self.host.boot_id}:{ses}", "user": user,
-            "auid": _get(doc, "user", "audit", "id"), "sshd_pid": pid, "start": self._time(doc),
+            "auid": data.get("auid") or _get(doc, "user", "audit", "id"), "sshd_pid": pid, "start": self._time(doc),
             "source": {}, "auth": {}, "tty": self.pending_tty.pop(pid, ""),
             "commands": 0, "hosts": [], "bytes": 0, "alerts": 0, "last": self.now(),
         }
         self.sessions[ses] = s
         self.by_pid[pid] = ses
-        self._merge_accept(s, pid)
+        if pid in self.accepts:
+            self._merge_accept(s, pid)
+        elif self.live:
+            s["source"].update(self._peer_of(pid))
         self._dirty = True
 
     def _merge_accept(self, s: dict, pid: int) -> None:

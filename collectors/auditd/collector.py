@@ -60,6 +60,15 @@ class AuditdCollector(Collector):
             log.warning("auditd: %d malformed line(s) so far, kept in %s (latest: %s)",
                         self.stats["malformed"], self._dead_letter.path, reason)
 
+    def _normalize_failed(self, item, exc: Exception) -> None:
+        self.stats["normalize_errors"] = self.stats.get("normalize_errors", 0) + 1
+        reason = f"normalize failed: {type(exc).__name__}: {exc}"
+        if self.stats["normalize_errors"] == 1:
+            log.exception("auditd: event %s could not be normalized; its records are kept in the dead-letter file",
+                          item.stamp)
+        for rec in item.records:
+            self._reject(rec.raw, rec.offset, reason)
+
     def _new_state(self):
         from collectors.auditd.normalize import Normalizer
         from collectors.auditd.reassemble import Reassembler
@@ -79,7 +88,14 @@ class AuditdCollector(Collector):
                 out.append(Event(norm.gap(item)))
                 continue
             self.stats["records"] += len(item.records)
-            for doc in norm.normalize(item):
+            try:
+                docs = norm.normalize(item)
+            except Exception as e:
+                # A normalizer bug must cost one event, kept with its reason, not
+                # stall the collector on the same record forever.
+                self._normalize_failed(item, e)
+                continue
+            for doc in docs:
                 out.append(Event(doc))
         return out
 

@@ -51,8 +51,9 @@ def test_shipped_config_defaults_parse_to_schema_defaults():
     cfg = load_config(SHIPPED)
     assert cfg.agent["state_dir"] == "/var/lib/agentd"
     assert cfg.agent["spool_max_bytes"] == 1024**3
-    (audit,) = cfg.enabled("collector")
+    audit, journal = cfg.enabled("collector")
     assert audit.conf["log_file"] == "/var/log/audit/audit.log"
+    assert journal.type_name == "journald" and "sshd" in journal.conf["programs"]
     (out,) = cfg.enabled("shipper")
     assert out.conf["path"] == "/var/log/agentd/events.jsonl"
 
