@@ -37,6 +37,7 @@ _KV_RE = re.compile(r"""([^\s=]+)=(\{[^}]*\}|"[^"]*"|'[^']*'|\S*)|(\S+)""")
 _SIMPLE_RE = re.compile(r'([^\s=]+)="?([^"\s]*)"?')
 _HEADER_RE = re.compile(
     r"(?:node=([^ ]*) )?type=([^ \x1d]+) msg=audit\(([0-9]+)\.([0-9]+):([0-9]+)\):(?: |$)", re.ASCII)
+_header_match = _HEADER_RE.match
 
 
 class ParseError(ValueError):
@@ -140,7 +141,7 @@ def _parse_kernel_text(text: str, fields: dict) -> None:
     # makes dict() raise and we take the regex.
     if '"' not in text or text.count('"') % 2 == 0:
         try:
-            fields.update(t.split("=", 1) for t in text.replace('"', "").split())
+            fields.update([t.split("=", 1) for t in text.replace('"', "").split()])
             return
         except ValueError:
             fields.clear()
@@ -175,37 +176,34 @@ def _parse_body(body: str, fields: dict) -> None:
 
 def parse_line(line: bytes, offset: int = -1) -> AuditRecord:
     try:
-        return _parse_line(line, offset)
+        if type(line) is not bytes:
+            if not isinstance(line, (bytes, bytearray, memoryview)):
+                raise ParseError(f"expected bytes, got {type(line).__name__}")
+            line = bytes(line)
+        if line[-1:] == b"\n":
+            line = line[:-1]
+        if len(line) > MAX_LINE:
+            raise ParseError(f"line too long ({len(line)} bytes > {MAX_LINE})")
+        # Kernel and libaudit text is ASCII; surrogateescape keeps any stray byte reversible.
+        text = line.decode("utf-8", "surrogateescape")
+        m = _header_match(text)
+        if m is None:
+            raise ParseError(_why_not(text))
+        end = m.end()
+        gs = text.find("\x1d", end)
+        if gs >= 0:
+            body, enr = text[end:gs], text[gs + 1:]
+        else:
+            body, enr = text[end:], ""
+        if "\x00" in text:
+            raise ParseError("NUL byte in line")
+        node, rtype, sec, msec, ser = m.groups()
+        return AuditRecord(rtype, node or "", float(sec + "." + msec), sec + "." + msec + ":" + ser,
+                           int(ser), None, None, line, offset, body, enr)
     except ParseError:
         raise
     except Exception as e:  # noqa: BLE001 - the contract: only ParseError escapes
         raise ParseError(f"unparseable line ({type(e).__name__}: {e})") from None
-
-
-def _parse_line(line: bytes, offset: int) -> AuditRecord:
-    if not isinstance(line, (bytes, bytearray, memoryview)):
-        raise ParseError(f"expected bytes, got {type(line).__name__}")
-    if type(line) is not bytes:
-        line = bytes(line)
-    if line[-1:] == b"\n":
-        line = line[:-1]
-    if len(line) > MAX_LINE:
-        raise ParseError(f"line too long ({len(line)} bytes > {MAX_LINE})")
-    # Kernel and libaudit text is ASCII; surrogateescape keeps any stray byte reversible.
-    text = line.decode("utf-8", "surrogateescape")
-    m = _HEADER_RE.match(text)
-    if m is None:
-        raise ParseError(_why_not(text))
-    gs = text.find("\x1d", m.end())
-    if gs >= 0:
-        body, enr = text[m.end():gs], text[gs + 1:]
-    else:
-        body, enr = text[m.end():], ""
-    if "\x00" in text:
-        raise ParseError("NUL byte in line")
-    node, rtype, _sec, _msec, ser = m.groups()
-    return AuditRecord(rtype, node or "", float(text[m.start(3):m.end(4)]),
-                       text[m.start(3):m.end(5)], int(ser), None, None, line, offset, body, enr)
 
 
 def _why_not(text: str) -> str:
