@@ -37,6 +37,7 @@ __all__ = [
 NO_VALUE = frozenset(("(null)", "?", "(none)", ""))
 _ARG_RE = re.compile(rb'(?:^|\s)(argc|a\d+(?:\[\d+\])?)=("[^"]*"|\S*)')
 _UNESC_RE = re.compile(r"\\(\\|x[0-9a-f]{2})")
+_unhexlify = binascii.unhexlify
 
 
 def bytes_to_text(data: bytes) -> tuple:
@@ -112,6 +113,24 @@ def _piece(raw: bytes) -> bytes:
         return raw  # not hex after all: keep what was written
 
 
+def _arg_name(name: bytes):
+    """``argc`` -> -1, ``aN`` -> (N, None), ``aN[i]`` -> (N, i); cached (few distinct names)."""
+    hit = _arg_names.get(name)
+    if hit is None:
+        if name == b"argc":
+            hit = -1
+        else:
+            br = name.find(b"[")
+            hit = (int(name[1:]), None) if br < 0 else (int(name[1:br]), int(name[br + 1:-1]))
+        if len(_arg_names) >= 4096:
+            _arg_names.clear()
+        _arg_names[name] = hit
+    return hit
+
+
+_arg_names: dict = {}
+
+
 def execve_args(records: list) -> tuple:
     """(args as list of bytes, argc) from the EXECVE records of one event, in order.
 
@@ -122,31 +141,56 @@ def execve_args(records: list) -> tuple:
     argc = None
     whole: dict = {}
     pieces: dict = {}
+    findall = _ARG_RE.findall
     for rec in records:
         # Only the raw part (before ENRICHED's 0x1d) holds arguments.
-        raw = rec.raw.split(b"\x1d", 1)[0]
+        raw = rec.raw
+        if b"\x1d" in raw:
+            raw = raw.split(b"\x1d", 1)[0]
         start = raw.find(b"): ")
-        for m in _ARG_RE.finditer(raw, start + 2 if start >= 0 else 0):
-            name, val = m.group(1), m.group(2)
-            if name == b"argc":
+        for name, val in findall(raw, start + 2 if start >= 0 else 0):
+            k = _arg_name(name)
+            if k == -1:
                 if argc is None and val.isdigit():
                     argc = int(val)
                 continue
-            br = name.find(b"[")
-            if br < 0:
-                whole[int(name[1:])] = _piece(val)
+            # _piece, inlined: quoted text as-is, (null) empty, hex decoded.
+            if val[:1] == b'"':
+                val = val[1:-1] if val[-1:] == b'"' and len(val) >= 2 else val[1:]
+            elif val == b"(null)":
+                val = b""
             else:
-                pieces.setdefault(int(name[1:br]), {})[int(name[br + 1:-1])] = _piece(val)
-    n = argc if argc is not None else (max(list(whole) + list(pieces), default=-1) + 1)
-    args = []
-    for i in range(n):
-        if i in whole:
-            args.append(whole[i])
-        elif i in pieces:
-            p = pieces[i]
-            args.append(b"".join(p[k] for k in sorted(p)))
-        else:
-            args.append(b"")
+                try:
+                    val = _unhexlify(val)
+                except (binascii.Error, ValueError):
+                    pass  # not hex after all: keep what was written
+            i, sub = k
+            if sub is None:
+                whole[i] = val
+            else:
+                pieces.setdefault(i, {})[sub] = val
+    if argc is not None:
+        n = argc
+    elif whole or pieces:
+        n = max(list(whole) + list(pieces)) + 1
+    else:
+        n = 0
+    args = None
+    if not pieces:
+        try:
+            args = [whole[i] for i in range(n)]  # the usual case: every argument whole
+        except KeyError:
+            pass
+    if args is None:
+        args = []
+        for i in range(n):
+            if i in whole:
+                args.append(whole[i])
+            elif i in pieces:
+                p = pieces[i]
+                args.append(b"".join(p[k] for k in sorted(p)))
+            else:
+                args.append(b"")
     return args, (argc if argc is not None else n)
 
 
