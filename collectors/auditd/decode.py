@@ -78,10 +78,25 @@ def unhex(v: str) -> Optional[bytes]:
         return None
 
 
+def _quote_marks(name: str) -> tuple:
+    """The byte strings that show ``name`` was written quoted (cached per field name)."""
+    marks = _marks.get(name)
+    if marks is None:
+        n = name.encode("ascii", "replace")
+        marks = (b" " + n + b'="', b"'" + n + b'="')
+        if len(_marks) >= 4096:
+            _marks.clear()
+        _marks[name] = marks
+    return marks
+
+
+_marks: dict = {}
+
+
 def was_quoted(rec: AuditRecord, name: str) -> bool:
     raw = rec.raw
-    n = name.encode("ascii", "replace")
-    return (b" " + n + b'="') in raw or (b"'" + n + b'="') in raw
+    a, b = _quote_marks(name)
+    return a in raw or b in raw
 
 
 def value_bytes(rec: AuditRecord, name: str) -> Optional[bytes]:
@@ -89,7 +104,9 @@ def value_bytes(rec: AuditRecord, name: str) -> Optional[bytes]:
     v = rec.fields.get(name)
     if v is None:
         return None
-    if was_quoted(rec, name):
+    raw = rec.raw
+    a, q = _quote_marks(name)
+    if a in raw or q in raw:
         return v.encode("utf-8", "surrogateescape")
     if v in NO_VALUE:
         return None
@@ -98,6 +115,13 @@ def value_bytes(rec: AuditRecord, name: str) -> Optional[bytes]:
 
 
 def value_text(rec: AuditRecord, name: str) -> Optional[str]:
+    v = rec.fields.get(name)
+    if v is None:
+        return None
+    raw = rec.raw
+    a, q = _quote_marks(name)
+    if (a in raw or q in raw) and v.isascii():
+        return v  # quoted ASCII: its bytes decode back to the same text
     b = value_bytes(rec, name)
     return None if b is None else bytes_to_text(b)[0]
 
