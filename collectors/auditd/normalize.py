@@ -46,7 +46,12 @@ class Normalizer:
     def normalize(self, ev: AuditEvent) -> list:
         by_type: dict = {}
         for r in ev.records:
-            by_type.setdefault(r.type, []).append(r)
+            t = r.type
+            same = by_type.get(t)
+            if same is None:
+                by_type[t] = [r]
+            else:
+                same.append(r)
         if "SYSCALL" in by_type:
             doc = self._syscall.build(self, ev, by_type)
         else:
@@ -179,7 +184,21 @@ class Normalizer:
         if tags:
             doc["tags"] = tags
         if users or ips:
-            add_related(doc, users=tuple(users), ips=tuple(ips))
+            if "related" in doc:
+                add_related(doc, users=tuple(users), ips=tuple(ips))
+            else:
+                # add_related on a document without related.*, inlined: truthy values,
+                # first-seen order, no duplicates, no empty lists.
+                rel = {}
+                for key, values in (("user", users), ("ip", ips)):
+                    clean: list = []
+                    for v in values:
+                        if v and v not in clean:
+                            clean.append(v)
+                    if clean:
+                        rel[key] = clean
+                if rel:
+                    doc["related"] = rel
         return doc
 
 
