@@ -173,6 +173,9 @@ class _SerialTrack:
             self.hole_time, self.hole_stamp = now, now_stamp
 
 
+_MAX_JUMP = _SerialTrack.MAX_JUMP
+
+
 class Reassembler:
     def __init__(self, timeout: float = 2.0):
         self.timeout = timeout
@@ -183,29 +186,43 @@ class Reassembler:
     def push(self, rec: AuditRecord) -> list:
         out: list = []
         rtype = rec.type
-        key = (rec.node, rec.serial)
+        node = rec.node
+        serial = rec.serial
+        key = (node, serial)
         if rtype.startswith("DAEMON_"):
             if rtype in _DAEMON_RESTART:
-                track = self._tracks.get(rec.node)
+                track = self._tracks.get(node)
                 if track is not None:
                     track.rebase()
         else:
-            track = self._tracks.get(rec.node)
+            track = self._tracks.get(node)
             if track is None:
-                track = self._tracks[rec.node] = _SerialTrack()
-            track.see(rec, self.timeout, out)
+                track = self._tracks[node] = _SerialTrack()
+            # The two common cases of _SerialTrack.see inlined: the next serial with no
+            # hole open, and a later record of an event already seen.
+            expect = track.expect
+            if expect is None:
+                track.see(rec, self.timeout, out)
+            elif serial == expect and not track.seen:
+                track.expect = serial + 1
+            elif not (expect - _MAX_JUMP <= serial < expect):
+                track.see(rec, self.timeout, out)
         # A byte search first: reading .fields would parse every record (they are lazy).
         if b"lost=" in rec.raw and "lost" in rec.fields:
             self._check_lost(rec, out)
-        if self._pending:
-            # Older events first: output stays close to time order.
-            self._expire(rec.time - self.timeout, out, key)
-        ev = self._pending.get(key)
+        pending = self._pending
+        if pending:
+            # Older events first: output stays close to time order. Pending events are in
+            # arrival order: when the oldest is fresh, nothing expires.
+            cutoff = rec.time - self.timeout
+            if next(iter(pending.values())).time < cutoff:
+                self._expire(cutoff, out, key)
+        ev = pending.get(key)
         if rtype == "EOE" or rtype == "PROCTITLE":
             if ev is None:
                 ev = AuditEvent(rec)
             else:
-                del self._pending[key]
+                del pending[key]
                 ev.records.append(rec)
             out.append(ev)
         elif ev is not None:
@@ -213,7 +230,7 @@ class Reassembler:
         elif is_single_record_type(rtype):
             out.append(AuditEvent(rec))
         else:
-            self._pending[key] = AuditEvent(rec)
+            pending[key] = AuditEvent(rec)
         return out
 
     def _expire(self, cutoff: float, out: list, current: tuple) -> None:
