@@ -38,6 +38,13 @@ _SIMPLE_RE = re.compile(r'([^\s=]+)="?([^"\s]*)"?')
 _HEADER_RE = re.compile(
     r"(?:node=([^ ]*) )?type=([^ \x1d]+) msg=audit\(([0-9]+)\.([0-9]+):([0-9]+)\):(?: |$)", re.ASCII)
 _header_match = _HEADER_RE.match
+# Parse caches (see AuditRecord.fields): bodies up to _CACHE_LEN characters, SYSCALL tails,
+# ENRICHED tails; each cleared when it reaches _CACHE_MAX entries.
+_CACHE_LEN = 200
+_CACHE_MAX = 2048
+_fields_cache: dict = {}
+_tail_cache: dict = {}
+_enriched_cache: dict = {}
 
 
 class ParseError(ValueError):
@@ -71,10 +78,27 @@ class AuditRecord:
     def fields(self) -> dict:
         f = self._fields
         if f is None:
+            body = self._body
+            if body and len(body) <= _CACHE_LEN:
+                # Short bodies repeat (CWD, PROCTITLE, PATH …): parse each once, hand out
+                # copies so a caller's change never reaches another record.
+                hit = _fields_cache.get(body)
+                if hit is None:
+                    hit = {}
+                    try:
+                        _parse_body(body, hit)
+                    except Exception:  # noqa: BLE001 - never fails; keep what was found
+                        f = self._fields = hit
+                        return f
+                    if len(_fields_cache) >= _CACHE_MAX:
+                        _fields_cache.clear()
+                    _fields_cache[body] = hit
+                f = self._fields = hit.copy()
+                return f
             f = self._fields = {}
-            if self._body:
+            if body:
                 try:
-                    _parse_body(self._body, f)
+                    _parse_body(body, f)
                 except Exception:  # noqa: BLE001 - never fails; keep what was found
                     pass
         return f
@@ -87,16 +111,30 @@ class AuditRecord:
     def enriched(self) -> dict:
         e = self._enriched
         if e is None:
-            e = self._enriched = {}
             etext = self._enr
-            if etext:
+            if not etext:
+                e = self._enriched = {}
+                return e
+            # The ENRICHED tail repeats (same user, same syscall): cached like short bodies.
+            hit = _enriched_cache.get(etext)
+            if hit is None:
+                hit = {}
                 try:
                     if "{" in etext:
-                        _parse_kv_text(etext, e, False)
+                        _parse_kv_text(etext, hit, False)
                     else:
-                        e.update(_SIMPLE_RE.findall(etext))
+                        hit.update(_SIMPLE_RE.findall(etext))
                 except Exception:  # noqa: BLE001 - never fails; keep what was found
-                    pass
+                    e = self._enriched = hit
+                    return e
+                if len(etext) <= _CACHE_LEN * 4:
+                    if len(_enriched_cache) >= _CACHE_MAX:
+                        _enriched_cache.clear()
+                    _enriched_cache[etext] = hit
+                    hit = hit.copy()
+                e = self._enriched = hit
+                return e
+            e = self._enriched = hit.copy()
         return e
 
     @enriched.setter
@@ -140,11 +178,34 @@ def _parse_kernel_text(text: str, fields: dict) -> None:
     # k=v a split is exact and the fastest we found; a token without '=' (prefix words)
     # makes dict() raise and we take the regex.
     if '"' not in text or text.count('"') % 2 == 0:
-        try:
-            fields.update([t.split("=", 1) for t in text.replace('"', "").split()])
-            return
-        except ValueError:
-            fields.clear()
+        i = text.find(" auid=") if len(text) > _CACHE_LEN else -1
+        if i > 0:
+            # A SYSCALL record: from auid on (ids, tty, ses, comm, exe, key) it repeats
+            # from event to event. Split at that space the tokens are the same, so the
+            # tail's pairs are cached (False: a token without '=').
+            tail = text[i:]
+            pairs = _tail_cache.get(tail)
+            if pairs is None:
+                try:
+                    pairs = dict([t.split("=", 1) for t in tail.replace('"', "").split()])
+                except ValueError:
+                    pairs = False
+                if len(_tail_cache) >= _CACHE_MAX:
+                    _tail_cache.clear()
+                _tail_cache[tail] = pairs
+            if pairs is not False:
+                try:
+                    fields.update([t.split("=", 1) for t in text[:i].replace('"', "").split()])
+                    fields.update(pairs)
+                    return
+                except ValueError:
+                    fields.clear()
+        else:
+            try:
+                fields.update([t.split("=", 1) for t in text.replace('"', "").split()])
+                return
+            except ValueError:
+                fields.clear()
     fields.update(_SIMPLE_RE.findall(text))
     first = text.lstrip().split(" ", 1)[0]
     if first and "=" not in first:
