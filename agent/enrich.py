@@ -5,12 +5,9 @@ never touch disk."""
 
 from __future__ import annotations
 
-import logging
-
 from agent.events import Event
+from agent.redact import Redactor
 from agent.sessions import SessionTracker
-
-log = logging.getLogger("agentd.enrich")
 
 
 class Enricher:
@@ -18,12 +15,7 @@ class Enricher:
         self.sessions = SessionTracker(host, store=store, live=live)
         self.redactor = None
         if agent_conf.get("redact", True):
-            try:
-                from agent.redact import Redactor
-            except ImportError:  # TEMPORARY until agent/redact.py lands (issue 6)
-                log.error("redaction is not available in this build: events are NOT redacted")
-            else:
-                self.redactor = Redactor(enabled=True, extra_patterns=agent_conf.get("redact_patterns") or ())
+            self.redactor = Redactor(enabled=True, extra_patterns=agent_conf.get("redact_patterns") or ())
 
     def apply(self, events: list) -> list:
         """Enrich events in place; returns them plus any session summaries they caused."""
