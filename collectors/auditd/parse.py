@@ -35,9 +35,9 @@ _GS = b"\x1d"
 _KV_RE = re.compile(r"""([^\s=]+)=(\{[^}]*\}|"[^"]*"|'[^']*'|\S*)|(\S+)""")
 # Kernel text: quoted values never hold spaces or quotes (those are hex-encoded).
 _SIMPLE_RE = re.compile(r'([^\s=]+)="?([^"\s]*)"?')
-_HEADER_RE = re.compile(
-    r"(?:node=([^ ]*) )?type=([^ \x1d]+) msg=audit\(([0-9]+)\.([0-9]+):([0-9]+)\):(?: |$)", re.ASCII)
-_header_match = _HEADER_RE.match
+# The header, on the raw bytes; groups: node, type, stamp (SEC.MSEC:SERIAL), SEC.MSEC, SERIAL.
+_header_match = re.compile(
+    rb"(?:node=([^ ]*) )?type=([^ \x1d]+) msg=audit\((([0-9]+\.[0-9]+):([0-9]+))\):(?: |$)").match
 # Parse caches (see AuditRecord.fields): bodies up to _CACHE_LEN characters, SYSCALL tails,
 # ENRICHED tails; each cleared when it reaches _CACHE_MAX entries.
 _CACHE_LEN = 200
@@ -59,9 +59,12 @@ class AuditRecord:
     __slots__ = ("type", "node", "time", "stamp", "serial", "raw", "offset", "_body", "_enr",
                  "_fields", "_enriched")
 
+    # ``_body`` is the body text, or (from parse_line) the offset in ``raw`` where the
+    # body starts: body and ENRICHED tail are then decoded by _split() on first use.
+
     def __init__(self, type: str, node: str, time: float, stamp: str, serial: int,
                  fields: Optional[dict], enriched: Optional[dict], raw: bytes, offset: int = -1,
-                 body: str = "", enr: str = ""):
+                 body="", enr: str = ""):
         self.type = type
         self.node = node
         self.time = time
@@ -74,10 +77,23 @@ class AuditRecord:
         self._fields = fields
         self._enriched = enriched
 
+    def _split(self) -> None:
+        raw = self.raw
+        end = self._body
+        gs = raw.find(b"\x1d", end)
+        if gs >= 0:
+            self._body = raw[end:gs].decode("utf-8", "surrogateescape")
+            self._enr = raw[gs + 1:].decode("utf-8", "surrogateescape")
+        else:
+            self._body = raw[end:].decode("utf-8", "surrogateescape")
+            self._enr = ""
+
     @property
     def fields(self) -> dict:
         f = self._fields
         if f is None:
+            if type(self._body) is int:
+                self._split()
             body = self._body
             if body and len(body) <= _CACHE_LEN:
                 # Short bodies repeat (CWD, PROCTITLE, PATH …): parse each once, hand out
@@ -111,6 +127,8 @@ class AuditRecord:
     def enriched(self) -> dict:
         e = self._enriched
         if e is None:
+            if type(self._body) is int:
+                self._split()
             etext = self._enr
             if not etext:
                 e = self._enriched = {}
@@ -245,26 +263,33 @@ def parse_line(line: bytes, offset: int = -1) -> AuditRecord:
             line = line[:-1]
         if len(line) > MAX_LINE:
             raise ParseError(f"line too long ({len(line)} bytes > {MAX_LINE})")
-        # Kernel and libaudit text is ASCII; surrogateescape keeps any stray byte reversible.
-        text = line.decode("utf-8", "surrogateescape")
-        m = _header_match(text)
+        # The header is matched on the bytes: its pattern is ASCII and a UTF-8 (or
+        # surrogateescape) character never contains an ASCII byte, so the groups decode to
+        # what the same pattern finds in the decoded text. Body and ENRICHED tail are
+        # decoded when first read (most records never are).
+        m = _header_match(line)
         if m is None:
-            raise ParseError(_why_not(text))
-        end = m.end()
-        gs = text.find("\x1d", end)
-        if gs >= 0:
-            body, enr = text[end:gs], text[gs + 1:]
-        else:
-            body, enr = text[end:], ""
-        if "\x00" in text:
+            # Kernel and libaudit text is ASCII; surrogateescape keeps any stray byte reversible.
+            raise ParseError(_why_not(line.decode("utf-8", "surrogateescape")))
+        if b"\x00" in line:
             raise ParseError("NUL byte in line")
-        node, rtype, sec, msec, ser = m.groups()
-        return AuditRecord(rtype, node or "", float(sec + "." + msec), sec + "." + msec + ":" + ser,
-                           int(ser), None, None, line, offset, body, enr)
+        node, rtype, stamp, sec, ser = m.groups()
+        t = _type_names.get(rtype)
+        if t is None:
+            t = rtype.decode("utf-8", "surrogateescape")
+            if len(_type_names) < 1024:
+                _type_names[rtype] = t
+        if node is not None:
+            node = node.decode("utf-8", "surrogateescape")
+        return AuditRecord(t, node or "", float(sec), stamp.decode("ascii"), int(ser), None, None,
+                           line, offset, m.end(), "")
     except ParseError:
         raise
     except Exception as e:  # noqa: BLE001 - the contract: only ParseError escapes
         raise ParseError(f"unparseable line ({type(e).__name__}: {e})") from None
+
+
+_type_names: dict = {}
 
 
 def _why_not(text: str) -> str:
