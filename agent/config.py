@@ -33,6 +33,10 @@ AGENT_OPTIONS: dict = {
         choices=("block", "drop_oldest"),
     ),
     "batch_max_events": Option("int", "500", "events per spool transaction and per shipped batch", minimum=1, maximum=100000),
+    "batch_linger": Option(
+        "duration", "200ms", "wait this long for a partial batch to fill (fewer commits and fsyncs under load)",
+        minimum=0.0, maximum=10.0,
+    ),
     "retry_max_backoff": Option("duration", "60s", "cap on the wait between retries of a failing shipper", minimum=0.1),
     "shutdown_timeout": Option("duration", "10s", "how long SIGTERM may take to flush before the agent exits", minimum=0),
     "redact": Option("bool", "true", "mask secrets (passwords, tokens) in keystrokes, arguments and originals"),

@@ -89,7 +89,8 @@ class Runtime:
             dl = DeadLetter(os.path.join(self.ctx.state_dir, "dead-letter", f"shipper-{comp.name}.jsonl"))
             self.shippers.append(ShipperWorker(
                 comp.name, comp.build(self.ctx), self.spool, dl, self.stop_event,
-                batch_max=self.cfg.agent["batch_max_events"], max_backoff=self.cfg.agent["retry_max_backoff"]))
+                batch_max=self.cfg.agent["batch_max_events"], max_backoff=self.cfg.agent["retry_max_backoff"],
+                linger=self.cfg.agent["batch_linger"]))
         for _, _, t in self.collectors:
             t.start()
         for w in self.shippers:

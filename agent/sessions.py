@@ -31,6 +31,7 @@ KV_KEY = "sessions.v1"
 ENDED_TTL = 3600.0  # keep an ended session this long for late events (keystrokes flush at logout)
 IDLE_TTL = 14 * 86400.0
 PENDING_TTL = 600.0
+COUNTER_SAVE = 5.0  # a crash may lose this much of the per-session counters, nothing else
 
 
 def _get(doc: dict, *path):
@@ -94,7 +95,9 @@ class SessionTracker:
         self.pending_tty: dict = {}  # monitor pid -> tty seen before its LOGIN
         self._timeline: list = []  # (session id, ts, kind, text) not yet stored
         self._touched: set = set()  # ses whose history row needs rewriting
-        self._dirty = False
+        self._dirty = False  # logins, ends, accepts: saved with the next batch
+        self._counted = False  # only counters moved: saved at most every COUNTER_SAVE s
+        self._saved_at = 0.0
         self._load()
 
     # -- persistence ---------------------------------------------------------
@@ -114,8 +117,13 @@ class SessionTracker:
         self.accepts = {int(k): v for k, v in data.get("accepts", {}).items()}
 
     def save(self) -> None:
-        """Called after each batch; cheap when nothing changed."""
-        if self.store is None or not self._dirty:
+        """Called after each batch. Logins, ends and sshd facts are saved at once;
+        counter-only changes at most every COUNTER_SAVE seconds, in one
+        transaction, because rewriting the table per batch cost more than the
+        parsing of the batch itself."""
+        if self.store is None or not (self._dirty or self._counted):
+            return
+        if not self._dirty and self.now() - self._saved_at < COUNTER_SAVE:
             return
         with self._lock:
             self._expire()
@@ -124,12 +132,13 @@ class SessionTracker:
                        for ses, s in self.sessions.items() if ses in self._touched]
             timeline, self._timeline = self._timeline, []
             self._touched = set()
-            self._dirty = False
-        self.store.kv_put(KV_KEY, blob)
-        if history:
-            self.store.execute("INSERT OR REPLACE INTO session_history VALUES (?, ?, ?, ?, ?)", history, many=True)
-        if timeline:
-            self.store.execute("INSERT INTO timeline VALUES (?, ?, ?, ?)", timeline, many=True)
+            self._dirty = self._counted = False
+            self._saved_at = self.now()
+        self.store.transaction([
+            ("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (KV_KEY, blob, self._saved_at), False),
+            ("INSERT OR REPLACE INTO session_history VALUES (?, ?, ?, ?, ?)", history, True),
+            ("INSERT INTO timeline VALUES (?, ?, ?, ?)", timeline, True),
+        ])
 
     def _expire(self) -> None:
         now = self.now()
@@ -309,7 +318,7 @@ class SessionTracker:
         if text:
             self._timeline.append((s["id"], self._time(doc), action, text))
         self._touched.add(s["ses"])
-        self._dirty = True
+        self._counted = True
 
     def _summary(self, s: dict, action: str) -> dict:
         ended = action == "session-ended"

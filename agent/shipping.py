@@ -54,7 +54,7 @@ def backoff(attempt: int, cap: float, base: float = 0.5, retry_after: Optional[f
 
 class ShipperWorker(threading.Thread):
     def __init__(self, name: str, shipper, spool, dead_letter: DeadLetter, stop: threading.Event,
-                 batch_max: int = 500, max_backoff: float = 60.0):
+                 batch_max: int = 500, max_backoff: float = 60.0, linger: float = 0.0):
         super().__init__(name=f"ship-{name}", daemon=True)
         self.shipper_name = name
         self.shipper = shipper
@@ -63,6 +63,7 @@ class ShipperWorker(threading.Thread):
         self.stop_event = stop
         self.batch_max = batch_max
         self.max_backoff = max_backoff
+        self.linger = linger
         self.condition = Condition(f"shipper:{name}")
         self.stats = {"shipped": 0, "rejected": 0, "retries": 0, "batches": 0, "last_error": ""}
 
@@ -82,6 +83,11 @@ class ShipperWorker(threading.Thread):
             if not rows:
                 self.spool.wait_for_data(cursor, 1.0)
                 continue
+            if len(rows) < self.batch_max and self.linger:
+                # A partial batch waits a moment for company: one request and
+                # one fsync for many events rather than one per trickle.
+                self.stop_event.wait(self.linger)
+                rows = self.spool.read(cursor, self.batch_max)
             if not self._deliver(rows):
                 return  # stopping with the batch unfinished: it is re-sent next start
             cursor = rows[-1][0]

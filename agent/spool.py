@@ -263,6 +263,22 @@ class Spool:
             row = self._db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
 
+    def transaction(self, statements: list) -> None:
+        """[(sql, params, many)] in one transaction (one WAL commit, not one each)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params, many in statements:
+                    if many:
+                        if params:
+                            self._db.executemany(sql, params)
+                    else:
+                        self._db.execute(sql, params)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def execute(self, sql: str, params=(), many: bool = False) -> list:
         """Small extensions (session history) share the connection and its lock."""
         with self._lock:

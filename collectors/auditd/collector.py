@@ -117,6 +117,7 @@ class AuditdCollector(Collector):
         batch_max = int(self.context.agent.get("batch_max_events", 500))
         max_line = self.conf["max_line_bytes"]
         timeout = self.conf["event_timeout"]
+        linger = float(self.context.agent.get("batch_linger", 0.2))
         last_pos: Optional[dict] = None
         idle_since = time.monotonic()
         while not stop.is_set():
@@ -157,6 +158,10 @@ class AuditdCollector(Collector):
                 if waiter is None:
                     return
                 waiter.wait(0.5)
+            elif waiter is not None and len(events) < batch_max and linger:
+                # Under a steady trickle, let a batch gather instead of paying a
+                # spool commit and a wake-up of every shipper per few lines.
+                stop.wait(linger)
 
     def run(self, emit: Emit, stop: threading.Event, position: Optional[Position] = None) -> None:
         path = self.conf["log_file"]

@@ -66,7 +66,8 @@ def test_concurrent_sessions_carry_origin_key_and_method(stack, ssh_session, tmp
     def ready(evs):
         tty = [e for e in evs if e["event"]["dataset"] == "auditd.tty" and e.get("session")]
         users = {e["session"]["user"] for e in tty}
-        return evs if {"alice", "carol"} <= users and with_token(evs, f"carol-dave-{tok}") else None
+        ended = {e["session"]["user"] for e in evs if e["event"].get("action") == "session-ended"}
+        return evs if {"alice", "carol"} <= users & ended and with_token(evs, f"carol-dave-{tok}") else None
 
     evs = agent.wait_for(ready, timeout=60)
     alice_cmds = with_token(evs, f"alice-{tok}") + with_token(evs, f"alice-root-{tok}")
