@@ -1,7 +1,7 @@
 """What happens to every event between its collector and the spool (or replay
-output): the session join, then redaction. Redaction is last, so nothing another
-stage copies into the event escapes it, and it runs before the spool, so secrets
-never touch disk."""
+output): redaction, then the session join. Both run before the spool, so
+secrets never touch disk, and the join (which keeps a timeline of commands and
+keystrokes in the spool database) only sees masked text."""
 
 from __future__ import annotations
 
@@ -18,15 +18,22 @@ class Enricher:
             self.redactor = Redactor(enabled=True, extra_patterns=agent_conf.get("redact_patterns") or ())
 
     def apply(self, events: list) -> list:
-        """Enrich events in place; returns them plus any session summaries they caused."""
+        """Enrich events in place; returns them plus any session summaries they caused.
+
+        Redaction comes first: the session timeline copies command lines and
+        keystrokes into the spool database, so it must only ever see masked text.
+        """
         out = []
+        redactor = self.redactor
         for e in events:
+            if redactor is not None:
+                redactor.apply(e.doc)
             extra = self.sessions.apply(e.doc)
             out.append(e)
-            out.extend(Event(d) for d in extra)
-        if self.redactor is not None:
-            for e in out:
-                self.redactor.apply(e.doc)
+            for d in extra:
+                if redactor is not None:
+                    redactor.apply(d)
+                out.append(Event(d))
         return out
 
     def commit(self) -> None:
