@@ -121,6 +121,8 @@ class Runtime:
         for w in self.shippers:
             w.join(max(0.1, deadline - time.monotonic()))
         self.tick()
+        with self._emit_lock:
+            self.enricher.commit(force=True)
         snap = self.snapshot()
         self.spool.close()
         return snap

@@ -36,6 +36,6 @@ class Enricher:
                 out.append(Event(d))
         return out
 
-    def commit(self) -> None:
+    def commit(self, force: bool = False) -> None:
         """After the batch is stored: persist the session table."""
-        self.sessions.save()
+        self.sessions.save(force)

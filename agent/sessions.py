@@ -116,14 +116,14 @@ class SessionTracker:
         self.by_pid = {int(k): v for k, v in data.get("by_pid", {}).items()}
         self.accepts = {int(k): v for k, v in data.get("accepts", {}).items()}
 
-    def save(self) -> None:
+    def save(self, force: bool = False) -> None:
         """Called after each batch. Logins, ends and sshd facts are saved at once;
         counter-only changes at most every COUNTER_SAVE seconds, in one
         transaction, because rewriting the table per batch cost more than the
         parsing of the batch itself."""
         if self.store is None or not (self._dirty or self._counted):
             return
-        if not self._dirty and self.now() - self._saved_at < COUNTER_SAVE:
+        if not (self._dirty or force) and self.now() - self._saved_at < COUNTER_SAVE:
             return
         with self._lock:
             self._expire()

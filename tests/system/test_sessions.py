@@ -136,3 +136,40 @@ def test_failed_logins_yield_one_event_each(stack, tmp_path):
         assert e["source"]["ip"] == "127.0.0.1" and e["source"]["port"] > 0
         assert e["event"]["outcome"] == "failure"
     agent.stop()
+
+
+def test_sessions_command_lists_logins_and_shows_a_timeline(stack, ssh_session, tmp_path):
+    import sys
+
+    from tests.system.agentd_proc import REPO
+
+    agent = AgentProc(tmp_path)
+    with open(agent.conf, "a") as f:
+        f.write(JOURNALD)
+    agent.start()
+    tok = uuid.uuid4().hex[:8]
+    s = ssh_session("bob")
+    port = client_port(s)
+    ses = s.run("cat /proc/self/sessionid").strip()
+    s.run(f"/bin/echo timeline-{tok} >/dev/null")
+    s.close()
+    agent.wait_for(lambda evs: [e for e in evs if e["event"].get("action") == "session-ended"
+                                and e["session"]["id"].endswith(f":{ses}")], timeout=40)
+    assert agent.stop() == 0
+
+    def agentd(*args):
+        p = subprocess.run([sys.executable, "-m", "agent.cli", *args, "-c", agent.conf], cwd=REPO,
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    listing = agentd("sessions", "--user", "bob")
+    row = [line for line in listing.splitlines() if line.split()[0] == ses]
+    assert row, listing
+    assert f"127.0.0.1:{port}" in row[0] and "publickey SHA256:" in row[0] and "bob" in row[0]
+    timeline = agentd("sessions", "show", ses)
+    assert timeline.startswith("session ") and f"port {port}" in timeline
+    kinds = [line.split()[2] for line in timeline.splitlines()[1:]]
+    assert kinds[0] == "login" and kinds[-1] in ("logout", "typed")
+    assert any(f"timeline-{tok}" in line and " ran " in line for line in timeline.splitlines())
+    assert any(f"timeline-{tok}" in line and " typed " in line for line in timeline.splitlines())
