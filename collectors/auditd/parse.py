@@ -35,9 +35,10 @@ _GS = b"\x1d"
 _KV_RE = re.compile(r"""([^\s=]+)=(\{[^}]*\}|"[^"]*"|'[^']*'|\S*)|(\S+)""")
 # Kernel text: quoted values never hold spaces or quotes (those are hex-encoded).
 _SIMPLE_RE = re.compile(r'([^\s=]+)="?([^"\s]*)"?')
-# The header, on the raw bytes; groups: node, type, stamp (SEC.MSEC:SERIAL), SEC.MSEC, SERIAL.
+# Groups: node, type, stamp (SEC.MSEC:SERIAL), SEC.MSEC, SERIAL.
 _header_match = re.compile(
-    rb"(?:node=([^ ]*) )?type=([^ \x1d]+) msg=audit\((([0-9]+\.[0-9]+):([0-9]+))\):(?: |$)").match
+    r"(?:node=([^ ]*) )?type=([^ \x1d]+) msg=audit\((([0-9]+\.[0-9]+):([0-9]+))\):(?: |$)",
+    re.ASCII).match
 # Parse caches (see AuditRecord.fields): bodies up to _CACHE_LEN characters, SYSCALL tails,
 # ENRICHED tails; each cleared when it reaches _CACHE_MAX entries.
 _CACHE_LEN = 200
@@ -59,8 +60,8 @@ class AuditRecord:
     __slots__ = ("type", "node", "time", "stamp", "serial", "raw", "offset", "_body", "_enr",
                  "_fields", "_enriched")
 
-    # ``_body`` is the body text, or (from parse_line) the offset in ``raw`` where the
-    # body starts: body and ENRICHED tail are then decoded by _split() on first use.
+    # ``_body`` is the body text, or (from parse_line) the offset where the body starts in
+    # the decoded line, which ``_enr`` then holds: _split() cuts both on first use.
 
     def __init__(self, type: str, node: str, time: float, stamp: str, serial: int,
                  fields: Optional[dict], enriched: Optional[dict], raw: bytes, offset: int = -1,
@@ -78,15 +79,13 @@ class AuditRecord:
         self._enriched = enriched
 
     def _split(self) -> None:
-        raw = self.raw
+        text = self._enr
         end = self._body
-        gs = raw.find(b"\x1d", end)
+        gs = text.find("\x1d", end)
         if gs >= 0:
-            self._body = raw[end:gs].decode("utf-8", "surrogateescape")
-            self._enr = raw[gs + 1:].decode("utf-8", "surrogateescape")
+            self._body, self._enr = text[end:gs], text[gs + 1:]
         else:
-            self._body = raw[end:].decode("utf-8", "surrogateescape")
-            self._enr = ""
+            self._body, self._enr = text[end:], ""
 
     @property
     def fields(self) -> dict:
@@ -254,6 +253,7 @@ def _parse_body(body: str, fields: dict) -> None:
 
 
 def parse_line(line: bytes, offset: int = -1) -> AuditRecord:
+    global _last_stamp
     try:
         if type(line) is not bytes:
             if not isinstance(line, (bytes, bytearray, memoryview)):
@@ -263,33 +263,32 @@ def parse_line(line: bytes, offset: int = -1) -> AuditRecord:
             line = line[:-1]
         if len(line) > MAX_LINE:
             raise ParseError(f"line too long ({len(line)} bytes > {MAX_LINE})")
-        # The header is matched on the bytes: its pattern is ASCII and a UTF-8 (or
-        # surrogateescape) character never contains an ASCII byte, so the groups decode to
-        # what the same pattern finds in the decoded text. Body and ENRICHED tail are
-        # decoded when first read (most records never are).
-        m = _header_match(line)
+        # Kernel and libaudit text is ASCII; surrogateescape keeps any stray byte reversible.
+        text = line.decode("utf-8", "surrogateescape")
+        m = _header_match(text)
         if m is None:
-            # Kernel and libaudit text is ASCII; surrogateescape keeps any stray byte reversible.
-            raise ParseError(_why_not(line.decode("utf-8", "surrogateescape")))
-        if b"\x00" in line:
+            raise ParseError(_why_not(text))
+        if "\x00" in text:
             raise ParseError("NUL byte in line")
         node, rtype, stamp, sec, ser = m.groups()
-        t = _type_names.get(rtype)
-        if t is None:
-            t = rtype.decode("utf-8", "surrogateescape")
-            if len(_type_names) < 1024:
-                _type_names[rtype] = t
-        if node is not None:
-            node = node.decode("utf-8", "surrogateescape")
-        return AuditRecord(t, node or "", float(sec), stamp.decode("ascii"), int(ser), None, None,
-                           line, offset, m.end(), "")
+        # The records of an event follow each other and share the stamp: convert it once.
+        last = _last_stamp
+        if last[0] == stamp:
+            time, serial = last[1], last[2]
+        else:
+            time, serial = float(sec), int(ser)
+            _last_stamp = (stamp, time, serial)
+        # Body and ENRICHED tail are split off the text on first read (most records
+        # never are): until then _body holds where the body starts and _enr the text.
+        return AuditRecord(rtype, node or "", time, stamp, serial, None, None, line, offset,
+                           m.end(), text)
     except ParseError:
         raise
     except Exception as e:  # noqa: BLE001 - the contract: only ParseError escapes
         raise ParseError(f"unparseable line ({type(e).__name__}: {e})") from None
 
 
-_type_names: dict = {}
+_last_stamp: tuple = ("", 0.0, 0)
 
 
 def _why_not(text: str) -> str:
