@@ -208,15 +208,17 @@ class Reassembler:
             elif not (expect - _MAX_JUMP <= serial < expect):
                 track.see(rec, self.timeout, out)
         # A byte search first: reading .fields would parse every record (they are lazy).
-        if b"lost=" in rec.raw and "lost" in rec.fields:
+        if rec.raw.find(b"lost=") >= 0 and "lost" in rec.fields:
             self._check_lost(rec, out)
         pending = self._pending
         if pending:
             # Older events first: output stays close to time order. Pending events are in
             # arrival order: when the oldest is fresh, nothing expires.
             cutoff = rec.time - self.timeout
-            if next(iter(pending.values())).time < cutoff:
-                self._expire(cutoff, out, key)
+            for oldest in pending.values():
+                if oldest.time < cutoff:
+                    self._expire(cutoff, out, key)
+                break
         ev = pending.get(key)
         if rtype == "EOE" or rtype == "PROCTITLE":
             if ev is None:
