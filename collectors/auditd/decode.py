@@ -96,7 +96,8 @@ _marks: dict = {}
 def was_quoted(rec: AuditRecord, name: str) -> bool:
     raw = rec.raw
     a, b = _quote_marks(name)
-    return a in raw or b in raw
+    # find(), not `in`: bytes.__contains__ first tries the needle as an int (and fails).
+    return raw.find(a) >= 0 or raw.find(b) >= 0
 
 
 def value_bytes(rec: AuditRecord, name: str) -> Optional[bytes]:
@@ -106,7 +107,7 @@ def value_bytes(rec: AuditRecord, name: str) -> Optional[bytes]:
         return None
     raw = rec.raw
     a, q = _quote_marks(name)
-    if a in raw or q in raw:
+    if raw.find(a) >= 0 or raw.find(q) >= 0:
         return v.encode("utf-8", "surrogateescape")
     if v in NO_VALUE:
         return None
@@ -120,7 +121,7 @@ def value_text(rec: AuditRecord, name: str) -> Optional[str]:
         return None
     raw = rec.raw
     a, q = _quote_marks(name)
-    if (a in raw or q in raw) and v.isascii():
+    if (raw.find(a) >= 0 or raw.find(q) >= 0) and v.isascii():
         return v  # quoted ASCII: its bytes decode back to the same text
     b = value_bytes(rec, name)
     return None if b is None else bytes_to_text(b)[0]
@@ -169,8 +170,9 @@ def execve_args(records: list) -> tuple:
     for rec in records:
         # Only the raw part (before ENRICHED's 0x1d) holds arguments.
         raw = rec.raw
-        if b"\x1d" in raw:
-            raw = raw.split(b"\x1d", 1)[0]
+        gs = raw.find(b"\x1d")
+        if gs >= 0:
+            raw = raw[:gs]
         start = raw.find(b"): ")
         for name, val in findall(raw, start + 2 if start >= 0 else 0):
             k = _arg_name(name)
