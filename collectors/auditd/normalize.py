@@ -31,6 +31,9 @@ _SYSCALLS = {
 }
 
 
+_key_tags: dict = {}  # value of key= -> its non-empty rule keys, in order
+
+
 class Normalizer:
     def __init__(self, host: HostInfo, keep_original: bool = False, resolve_ids: bool = True):
         self.host = host
@@ -106,39 +109,72 @@ class Normalizer:
             return enriched_name(name)
         return self.names.group(rec.fields.get(field))
 
+    def _uname(self, enriched: Optional[str], raw: Optional[str]) -> Optional[str]:
+        """user_name() with the ENRICHED value and the raw id already looked up."""
+        if enriched is not None:
+            if not enriched or enriched == "unset" or enriched.startswith("unknown("):
+                return None  # enriched_name()
+            return enriched
+        cache = self.names._users
+        if raw in cache:
+            return cache[raw]
+        return self.names.user(raw)
+
+    def _gname(self, enriched: Optional[str], raw: Optional[str]) -> Optional[str]:
+        if enriched is not None:
+            if not enriched or enriched == "unset" or enriched.startswith("unknown("):
+                return None
+            return enriched
+        cache = self.names._groups
+        if raw in cache:
+            return cache[raw]
+        return self.names.group(raw)
+
     def add_identity(self, doc: dict, rec, users: list) -> None:
         """user.* (uid), user.effective.* (euid), group.* (gid), user.audit.* (auid), ses."""
         f = rec.fields
+        e = rec.enriched
         user: dict = {}
         uid = f.get("uid")
         if uid is not None:
             user["id"] = uid
-            name = self.user_name(rec, "uid", "UID")
+            name = self._uname(e.get("UID"), uid)
             if name:
                 user["name"] = name
                 users.append(name)
         euid = f.get("euid")
         if euid is not None:
             eff = {"id": euid}
-            name = self.user_name(rec, "euid", "EUID")
+            name = self._uname(e.get("EUID"), euid)
             if name:
                 eff["name"] = name
                 users.append(name)
             egid = f.get("egid")
             if egid is not None:
                 eg = {"id": egid}
-                gname = self.group_name(rec, "egid", "EGID")
+                gname = self._gname(e.get("EGID"), egid)
                 if gname:
                     eg["name"] = gname
                 eff["group"] = eg
             user["effective"] = eff
-        self.add_audit_ids(doc, rec, users, user)
+        # add_audit_ids(doc, rec, users, user), inlined
+        auid = f.get("auid")
+        if auid is not None:
+            a = {"id": auid}
+            name = self._uname(e.get("AUID"), auid)
+            if name:
+                a["name"] = name
+                users.append(name)
+            user["audit"] = a
+        ses = f.get("ses")
+        if ses is not None:
+            doc.setdefault("auditd", {})["session"] = ses
         if user:
             doc["user"] = user
         gid = f.get("gid")
         if gid is not None:
             g = {"id": gid}
-            gname = self.group_name(rec, "gid", "GID")
+            gname = self._gname(e.get("GID"), gid)
             if gname:
                 g["name"] = gname
             doc["group"] = g
@@ -150,7 +186,7 @@ class Normalizer:
             if user is None:
                 user = doc.setdefault("user", {})
             a = {"id": auid}
-            name = self.user_name(rec, "auid", "AUID")
+            name = self._uname(rec.enriched.get("AUID"), auid)
             if name:
                 a["name"] = name
                 users.append(name)
@@ -174,9 +210,14 @@ class Normalizer:
         b = decode.value_bytes(rec, "key")
         if not b:
             return
-        for k in b.split(b"\x01"):
-            t = k.decode("utf-8", "replace")
-            if t and t not in tags:
+        keys = _key_tags.get(b)
+        if keys is None:
+            keys = tuple(t for t in (k.decode("utf-8", "replace") for k in b.split(b"\x01")) if t)
+            if len(_key_tags) >= 1024:
+                _key_tags.clear()
+            _key_tags[b] = keys
+        for t in keys:
+            if t not in tags:
                 tags.append(t)
 
     @staticmethod

@@ -5,6 +5,7 @@ and the syscall part of CONFIG_CHANGE / LOGIN / TTY events (delegated to normali
 from __future__ import annotations
 
 import ipaddress
+from typing import Optional
 
 from collectors.auditd import decode
 from collectors.auditd.normalize import record_data
@@ -15,6 +16,8 @@ _CONNECT = frozenset(("connect", "socketcall"))
 _DELEGATE = ("CONFIG_CHANGE", "LOGIN", "TTY")
 _FILE_TYPES = {"CREATE": ("creation", "file-created"), "DELETE": ("deletion", "file-deleted")}
 _EINPROGRESS = "-115"
+_value_text = decode.value_text
+_NO_VALUE = decode.NO_VALUE
 
 
 def build(norm, ev, by_type: dict) -> dict:
@@ -38,8 +41,11 @@ def outcome_of(sc) -> str:
     return "success" if s == "yes" else "failure" if s == "no" else "unknown"
 
 
-def add_process(norm, doc: dict, sc, by_type: dict, users: list, paths: bool = True) -> dict:
-    """process.* from SYSCALL (+ PROCTITLE, CWD), identities, session."""
+def add_process(norm, doc: dict, sc, by_type: dict, users: list, paths: bool = True,
+                syscall: Optional[str] = None) -> dict:
+    """process.* from SYSCALL (+ PROCTITLE, CWD), identities, session.
+
+    ``syscall``: norm.syscall_name(sc) when the caller has it already."""
     f = sc.fields
     proc: dict = {}
     pid = f.get("pid")
@@ -48,29 +54,32 @@ def add_process(norm, doc: dict, sc, by_type: dict, users: list, paths: bool = T
     ppid = f.get("ppid")
     if ppid is not None and ppid.isdigit():
         proc["parent"] = {"pid": int(ppid)}
-    exe = decode.value_text(sc, "exe")
+    exe = _value_text(sc, "exe")
     if exe is not None:
         proc["executable"] = exe
-    comm = decode.value_text(sc, "comm")
+    comm = _value_text(sc, "comm")
     if comm is not None:
         proc["name"] = comm
     tty = f.get("tty")
-    if tty and tty not in decode.NO_VALUE:
+    if tty and tty not in _NO_VALUE:
         proc["tty"] = {"name": tty}
     pt = by_type.get("PROCTITLE")
     if pt:
         title = decode.proctitle(pt[0])
         if title is not None:
-            proc["title"] = decode.bytes_to_text(title)[0]
+            try:
+                proc["title"] = title.decode("utf-8")  # bytes_to_text() of valid UTF-8
+            except UnicodeDecodeError:
+                proc["title"] = decode.bytes_to_text(title)[0]
     cwd = by_type.get("CWD")
     if cwd:
-        wd = decode.value_text(cwd[0], "cwd")
+        wd = _value_text(cwd[0], "cwd")
         if wd is not None:
             proc["working_directory"] = wd
     doc["process"] = proc
     norm.add_identity(doc, sc, users)
     a = doc.setdefault("auditd", {})
-    a["syscall"] = norm.syscall_name(sc)
+    a["syscall"] = norm.syscall_name(sc) if syscall is None else syscall
     if "exit" in f:
         a["exit"] = f["exit"]
     # An exec's PATH items (the binary, the loader) add little and cost a third of the
@@ -99,16 +108,21 @@ def _process(norm, ev, by_type, sc, name) -> dict:
                      action="executed", outcome=outcome_of(sc))
     users: list = []
     tags: list = []
-    proc = add_process(norm, doc, sc, by_type, users, paths=False)
+    proc = add_process(norm, doc, sc, by_type, users, paths=False, syscall=name)
     ex = by_type.get("EXECVE")
     if ex:
         raw_args, argc = decode.execve_args(ex)
-        args = []
-        escaped = False
-        for a in raw_args:
-            t, e = decode.bytes_to_text(a)
-            args.append(t)
-            escaped = escaped or e
+        try:
+            # bytes_to_text() of arguments that are all valid UTF-8: plain decoding.
+            args = [a.decode("utf-8") for a in raw_args]
+            escaped = False
+        except UnicodeDecodeError:
+            args = []
+            escaped = False
+            for a in raw_args:
+                t, e = decode.bytes_to_text(a)
+                args.append(t)
+                escaped = escaped or e
         proc["args"] = args
         proc["args_count"] = argc
         proc["command_line"] = " ".join(args)
