@@ -72,18 +72,25 @@ def make_event_id(*parts: object) -> str:
     """
     # Hashes exactly the bytes str(p) + 0x1f for each part, in one call: the "\x1f"
     # separator is ASCII, so encoding the joined text equals joining the encoded parts.
-    s = "\x1f".join(map(str, parts))
-    if parts:
-        s += "\x1f"
-    return _blake2b(s.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
+    # ("%s\x1f" * n) % parts formats each part with str(), as the loop did.
+    fmt = _id_formats.get(len(parts))
+    if fmt is None:
+        fmt = "%s\x1f" * len(parts)
+    h = _blake2b_16.copy()
+    h.update((fmt % parts).encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
 
 
-_blake2b = hashlib.blake2b
+_id_formats = {n: "%s\x1f" * n for n in range(12)}
+
+
+_blake2b_16 = hashlib.blake2b(digest_size=16)  # copied: cheaper than a new one per id
 _UTC = _dt.timezone.utc
 _modf = math.modf
 # Whole second -> "YYYY-mm-ddTHH:MM:SS." (strftime is most of rfc3339's cost; events of
 # one second share it).
 _ts_prefix: dict = {}
+_ts_last: tuple = (None, "")
 
 
 def _rfc3339_slow(ts: float) -> str:
@@ -93,6 +100,10 @@ def _rfc3339_slow(ts: float) -> str:
 
 def rfc3339(ts: float) -> str:
     """UTC, microsecond precision, 'Z' suffix, as EVENTS.md requires for @timestamp."""
+    global _ts_last
+    last = _ts_last
+    if ts == last[0] and type(ts) is float:
+        return last[1]  # the events of one burst share their timestamp
     # Splits ts the way datetime.fromtimestamp does (modf, microseconds rounded half to
     # even, carried into the second); a new second is formatted by datetime itself and
     # cached only when its microseconds agree with ours.
@@ -115,7 +126,10 @@ def rfc3339(ts: float) -> str:
                 _ts_prefix.clear()
             _ts_prefix[whole] = s[:-7]
         return s
-    return "%s%06dZ" % (prefix, us)
+    s = "%s%06dZ" % (prefix, us)
+    if type(ts) is float:
+        _ts_last = (ts, s)
+    return s
 
 
 def _read_first_line(path: str) -> str:
