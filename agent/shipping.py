@@ -11,38 +11,13 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from typing import Optional
 
+from agent.conditions import ConditionLog
 from agent.deadletter import DeadLetter
 from agent.events import loads
 
 log = logging.getLogger("agentd.ship")
-
-
-class Condition:
-    """Logs one ERROR per change of condition, not one per retry (journalpump, Vector)."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.error = ""
-        self.failures = 0
-        self.since = 0.0
-
-    def failed(self, error: str) -> None:
-        self.failures += 1
-        if error != self.error:
-            log.error("%s: %s (will retry)", self.name, error)
-            self.error = error
-            self.since = self.since or time.time()
-
-    def ok(self) -> None:
-        if self.error:
-            log.info("%s: delivering again after %d failed attempt(s) over %.0fs",
-                     self.name, self.failures, time.time() - self.since)
-        self.error = ""
-        self.failures = 0
-        self.since = 0.0
 
 
 def backoff(attempt: int, cap: float, base: float = 0.5, retry_after: Optional[float] = None) -> float:
@@ -64,7 +39,10 @@ class ShipperWorker(threading.Thread):
         self.batch_max = batch_max
         self.max_backoff = max_backoff
         self.linger = linger
-        self.condition = Condition(f"shipper:{name}")
+        self.condition = ConditionLog(f"shipper:{name}")
+        # HEC and ES log their own conditions with more detail; logging the same
+        # outage again here would make two ERROR lines of one change.
+        self.quiet = bool(getattr(shipper, "logs_conditions", False))
         self.stats = {"shipped": 0, "rejected": 0, "retries": 0, "batches": 0, "last_error": ""}
 
     def run(self) -> None:
@@ -113,14 +91,16 @@ class ShipperWorker(threading.Thread):
             retry = set(result.retry) | (set(range(len(pending))) - done)
             pending = [p for i, p in enumerate(pending) if i in retry]
             if not pending:
-                self.condition.ok()
+                if not self.quiet:
+                    self.condition.clear()
                 return True
             if result.waiting:
                 self.stop_event.wait(result.retry_after or 1.0)
                 continue
             self.stats["retries"] += 1
             self.stats["last_error"] = result.error or "retry"
-            self.condition.failed(result.error or "destination asked to retry")
+            if not self.quiet:
+                self.condition.error(f"{result.error or 'destination asked to retry'}; retrying")
             self.stop_event.wait(backoff(attempt, self.max_backoff, retry_after=result.retry_after))
             attempt += 1
         return True

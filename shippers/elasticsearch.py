@@ -75,6 +75,7 @@ def api_key_header(api_key: str) -> str:
 class ElasticsearchShipper(Shipper):
     type_name = "elasticsearch"
     description = "send events to Elasticsearch data streams with the _bulk API"
+    logs_conditions = True  # the worker leaves the ERROR lines of send() to us
     options = {
         "url": Option("url", None, "Elasticsearch URL, e.g. https://es.example.com:9200", required=True),
         "username": Option("str", "", "basic-auth user; empty = no basic auth"),

@@ -20,6 +20,7 @@ from typing import Any, Optional
 import httpx
 import orjson
 
+from agent.conditions import ConditionLog  # noqa: F401 - shippers import it from here
 from agent.options import Option
 
 log = logging.getLogger("agentd.ship")
@@ -134,37 +135,6 @@ def short_body(resp: httpx.Response, limit: int = 300) -> str:
         return ""
     text = " ".join(text.split())
     return text[:limit] + ("…" if len(text) > limit else "")
-
-
-class ConditionLog:
-    """Logs ONE ERROR line when a condition starts or changes, an INFO when it ends.
-
-    A SIEM that is down for an hour while the worker retries every few seconds
-    must not write a thousand identical lines; the first line, the change to a
-    different problem and the recovery are what an operator needs.
-    """
-
-    def __init__(self, name: str, logger: Optional[logging.Logger] = None):
-        self.name = name
-        self.log = logger or log
-        self.current = ""
-        self.count = 0
-        self.since = 0.0
-
-    def error(self, condition: str) -> None:
-        self.count += 1
-        if condition != self.current:
-            self.log.error("%s: %s", self.name, condition)
-            self.current = condition
-            self.since = self.since or time.monotonic()
-
-    def clear(self) -> None:
-        if self.current:
-            self.log.info("%s: recovered after %d failed attempt(s) over %.0fs", self.name, self.count,
-                          time.monotonic() - self.since)
-        self.current = ""
-        self.count = 0
-        self.since = 0.0
 
 
 def chunks(sizes: list, max_events: int, max_bytes: int) -> list:

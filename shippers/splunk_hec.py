@@ -91,6 +91,7 @@ def indexed_value(v: object) -> object:
 class SplunkHecShipper(Shipper):
     type_name = "splunk_hec"
     description = "send events to a Splunk HTTP Event Collector"
+    logs_conditions = True  # the worker leaves the ERROR lines of send() to us
     options = {
         "url": Option("url", None, "HEC base URL, e.g. https://splunk.example.com:8088", required=True),
         "token": Option("str", None, "HEC token (or token_file = /path)", required=True, secret=True),
