@@ -51,10 +51,33 @@ class Event:
         return f"Event({self.dataset} {self.id} at {self.position})"
 
 
+_DUMPS_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS
+
+
 def dumps(doc: Any) -> bytes:
     # OPT_NON_STR_KEYS tolerates int keys that sneak in from parsed data rather
     # than failing a whole batch; sorted keys keep output diffable for golden tests.
-    return orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS)
+    try:
+        return orjson.dumps(doc, option=_DUMPS_OPTS)
+    except TypeError:
+        # Raw non-UTF-8 bytes from a malformed source line survive as surrogate
+        # escapes; JSON cannot carry them. Escape them as \xNN text instead of
+        # failing the batch (which would stall the collector on that line).
+        return orjson.dumps(_without_surrogates(doc), option=_DUMPS_OPTS)
+
+
+def _without_surrogates(obj: Any) -> Any:
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+            return obj
+        except UnicodeEncodeError:
+            return obj.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if isinstance(obj, dict):
+        return {k: _without_surrogates(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_without_surrogates(v) for v in obj]
+    return obj
 
 
 def loads(data: bytes | str) -> Any:
