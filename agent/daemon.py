@@ -148,6 +148,8 @@ def setup_logging(level: str) -> None:
 
 
 def run(cfg: Config) -> int:
+    # The spool and outputs hold command lines and keystrokes: not for other users.
+    os.umask(0o027)
     setup_logging(cfg.agent["log_level"])
     signals: list = []
     wake = threading.Event()
