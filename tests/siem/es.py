@@ -198,6 +198,16 @@ class Elasticsearch:
                 return fail(400, "document_parsing_exception",
                             f"[1:15] failed to parse field [@timestamp] of type [date] in document with id "
                             f"'{_id}'. Preview of field's value: '{ts}'")
+        conflict = self.faults.es_mapping_conflict
+        if conflict:
+            value = _mapping_conflict(doc, conflict)
+            if value is not None:
+                err = fail(400, "document_parsing_exception",
+                           f"[1:{len(source)}] failed to parse field [{conflict['field']}] of type [long] in document "
+                           f"with id '{_id}'. Preview of field's value: '{value}'")
+                err["error"]["caused_by"] = {"type": "illegal_argument_exception",
+                                             "reason": f'For input string: "{value}"'}
+                return err
         if self.faults.es_item_429_pct and self.rand.random() * 100 < self.faults.es_item_429_pct:
             return fail(429, "es_rejected_execution_exception",
                         "rejected execution of primary operation [coordinating_and_primary_bytes=0, "
@@ -215,3 +225,16 @@ class Elasticsearch:
         return {"_index": concrete, "_id": _id, "_version": version, "result": "created" if old is None else "updated",
                 "_shards": {"total": 2, "successful": 1, "failed": 0}, "_seq_no": self.seq, "_primary_term": 1,
                 "status": 201 if old is None else 200}
+
+
+def _mapping_conflict(doc: dict, conflict: dict) -> Optional[str]:
+    """The value of ``conflict["field"]`` that contains ``conflict["contains"]``, if any."""
+    value = doc.get(conflict["field"])  # a flattened "a.b" key, else the nested path
+    if value is None:
+        value = doc
+        for part in conflict["field"].split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+    for v in value if isinstance(value, list) else [value]:
+        if isinstance(v, str) and conflict["contains"] in v:
+            return v
+    return None

@@ -8,7 +8,8 @@ or over HTTP by a test driving a separate agent process:
 
     POST /_siem/faults  {"busy_next": 3, "retry_after": "1", "slow": 0.5, "down": 2,
                          "reset_next": 1, "reset_after_store_next": 1,
-                         "es_item_429_pct": 20, "lost_acks": true, "ack_delay": 0.2}
+                         "es_item_429_pct": 20, "lost_acks": true, "ack_delay": 0.2,
+                         "es_mapping_conflict": {"field": "process.args", "contains": "x"}}
     POST /_siem/faults  {"clear": true}
     GET  /_siem/accepted   -> {"hec": [...HEC objects...], "es": [{"_index","_id","op","_source"}]}
     POST /_siem/reset      (forget everything accepted, clear faults)
@@ -18,6 +19,9 @@ comes back after the given seconds (the admin endpoint is down too, so over HTTP
 a duration is required). ``reset_next`` closes the socket after reading the
 request, before processing it; ``reset_after_store_next`` after storing it (the
 client cannot know it was taken: the duplicate-making case).
+``es_mapping_conflict`` answers 400 ``document_parsing_exception``, as ES does
+for a value its mapping cannot take, on every _bulk item whose ``field`` (a
+dotted path; a string, or a list with a string element) contains ``contains``.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from tests.siem.es import Elasticsearch
 from tests.siem.hec import Hec, HecToken
 
 _FAULTS = ("slow", "busy_next", "retry_after", "es_item_429_pct", "reset_next", "reset_after_store_next",
-           "lost_acks", "ack_delay")
+           "lost_acks", "ack_delay", "es_mapping_conflict")
 
 
 class Faults:
@@ -55,6 +59,7 @@ class Faults:
         self.reset_after_store_next = 0  # next N: process and store, then reset
         self.lost_acks = False  # HEC acks never turn true
         self.ack_delay = 0.0  # seconds before an HEC ack turns true
+        self.es_mapping_conflict: Optional[dict] = None  # {"field": dotted path, "contains": text}: item 400
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in _FAULTS}
@@ -265,6 +270,9 @@ class SiemServer:
             for k, v in kw.items():
                 if k not in _FAULTS:
                     raise ValueError(f"unknown fault {k!r}; known: {', '.join(_FAULTS)}, down, clear")
+                if k == "es_mapping_conflict" and v is not None and not (
+                        isinstance(v, dict) and isinstance(v.get("field"), str) and isinstance(v.get("contains"), str)):
+                    raise ValueError('es_mapping_conflict takes {"field": "a.b", "contains": "text"} or null')
                 setattr(self.faults, k, v)
 
     def clear_faults(self) -> None:
