@@ -213,8 +213,10 @@ class SplunkHecShipper(Shipper):
                     break
         if waiting:
             self._await_acks(keys, waiting, out)
-        if out.error:
+        if out.error and not out.waiting:
             self.condition.error(out.error)
+        elif out.waiting:
+            self.condition.log.debug("shipper:%s: %s", self.name, out.error)  # a normal wait, not a failure
         elif not out.retry:
             self.condition.clear()
         return out
