@@ -39,6 +39,9 @@ class Normalizer:
         self.host = host
         self.keep_original = keep_original
         self.names = NameCache(resolve_ids)
+        # Lines typed earlier in each audit session, so that <up> in a keystroke
+        # record flushed later (sudo's pty, a full buffer) recalls the right line.
+        self.tty_history: dict = {}
         # Imported here: the builders import this module's helpers.
         from collectors.auditd import normalize_syscall, normalize_user
         self._syscall = normalize_syscall

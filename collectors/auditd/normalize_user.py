@@ -195,7 +195,15 @@ def _tty_doc(norm, ev, by_type, sc) -> dict:
         proc.setdefault("tty", {})["char_device"] = {"major": _int(f["major"]), "minor": _int(f.get("minor"))}
     data = decode.value_bytes(rec, "data") or b""
     if _tty is not None:
-        doc["keystrokes"] = _tty.keystrokes_fields(data)
+        ses = f.get("ses")
+        history = norm.tty_history.get(ses) if ses not in (None, "4294967295") else None
+        doc["keystrokes"] = ks = _tty.keystrokes_fields(data, history)
+        if history is not None or ses not in (None, "4294967295"):
+            if len(norm.tty_history) > 1000:  # sessions end; keep the table bounded
+                norm.tty_history.clear()
+            hist = norm.tty_history.setdefault(ses, [])
+            hist.extend(ks["lines"])
+            del hist[:-500]
     else:
         doc["keystrokes"] = {"data": decode.bytes_to_text(data)[0]}
     return norm.finish(doc, users, [], [])

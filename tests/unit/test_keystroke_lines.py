@@ -187,3 +187,29 @@ def test_captured_edit_keys_give_the_effective_line():
                           for p in re.split(r"(<[^>]+>)", got[0].text))
         assert re.fullmatch(pattern, step["effective"]), (got[0], step)
         assert got[0].uncertain == ("\t" in keys), step
+
+
+def test_up_arrow_in_a_later_record_recalls_the_same_sessions_line():
+    """pam_tty_audit flushes per reader and buffer: <up> may be in a later record
+    than the line it recalls. The normalizer keeps each audit session's lines."""
+    from agent.events import HostInfo
+    from collectors.auditd.normalize import Normalizer
+    from collectors.auditd.parse import parse_line
+    from collectors.auditd.reassemble import Reassembler
+
+    def tty(serial: int, ses: int, data: bytes) -> bytes:
+        return (b"type=TTY msg=audit(1700000000.%03d:%d): tty pid=1 uid=1001 auid=1001 ses=%d major=136 "
+                b"minor=0 comm=\"bash\" data=%s" % (serial, serial, ses, data.hex().upper().encode()))
+
+    norm = Normalizer(HostInfo("h", "hid"), resolve_ids=False)
+    reasm = Reassembler(timeout=2.0)
+    docs = []
+    for line in (tty(1, 7, b"ls /tmp\r"), tty(2, 8, b"id\r"), tty(3, 7, b"\x1b[A\r"), tty(4, 9, b"\x1b[A\r")):
+        for ev in reasm.push(parse_line(line)):
+            docs += norm.normalize(ev)
+    for ev in reasm.flush():
+        docs += norm.normalize(ev)
+    by_seq = {d["event"]["sequence"]: d["keystrokes"] for d in docs}
+    assert by_seq[3]["lines"] == ["ls /tmp"] and not by_seq[3]["uncertain"]
+    # another session's history is never used: there the recall stays unknown
+    assert by_seq[4]["uncertain"]
