@@ -45,7 +45,9 @@ class Runtime:
         )
         if self.spool.recovered:
             self.spool.write("agentd", [gap_doc(host, "spool", "spool-recovered", self.spool.recovered)], None)
-        self.enricher = Enricher(cfg.agent, host, store=self.spool, live=True)
+        self.enricher = Enricher(
+            cfg.agent, host, store=self.spool, live=True,
+            expect_journal=any(c.type_name == "journald" for c in cfg.enabled("collector")))
         self._emit_lock = threading.Lock()
         self.stop_event = threading.Event()
         self.collectors: list = []  # (name, collector, thread)

@@ -11,8 +11,8 @@ from agent.sessions import SessionTracker
 
 
 class Enricher:
-    def __init__(self, agent_conf: dict, host, store=None, live: bool = False):
-        self.sessions = SessionTracker(host, store=store, live=live)
+    def __init__(self, agent_conf: dict, host, store=None, live: bool = False, expect_journal: bool = False):
+        self.sessions = SessionTracker(host, store=store, live=live, expect_journal=expect_journal)
         self.redactor = None
         if agent_conf.get("redact", True):
             self.redactor = Redactor(enabled=True, extra_patterns=agent_conf.get("redact_patterns") or ())

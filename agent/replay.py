@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     ctx = RunContext(agent_conf)
     out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
-    writer = _Writer(out, Enricher(agent_conf, ctx.host))
+    writer = _Writer(out, Enricher(agent_conf, ctx.host, expect_journal=bool(args.journal)))
     status = 0
     try:
         if args.journal:

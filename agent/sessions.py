@@ -83,9 +83,11 @@ def _tty_name(terminal) -> str:
 
 
 class SessionTracker:
-    def __init__(self, host: HostInfo, store=None, now=time.time, live: bool = False):
+    def __init__(self, host: HostInfo, store=None, now=time.time, live: bool = False,
+                 expect_journal: bool = False):
         self.host = host
         self.live = live
+        self.expect_journal = expect_journal
         self.store = store  # the Spool (kv_get/kv_put), or None (replay)
         self.now = now
         self._lock = threading.Lock()
@@ -182,12 +184,18 @@ class SessionTracker:
             ses = self.by_pid.get(pid)
             if ses in self.sessions:
                 self._merge_accept(self.sessions[ses], pid)
+                out += self._announce(self.sessions[ses])
             self._dirty = True
         elif rtype == "LOGIN" and pid is not None:
             ses = _ses(doc)
             if ses and ses not in self.sessions:
                 self._start(ses, pid, doc)
-                out.append(self._summary(self.sessions[ses], "session-started"))
+                s = self.sessions[ses]
+                # With sshd's journal lines expected, announce the login once they
+                # say how it authenticated; a summary without method and key is
+                # what an analyst would have to look up again.
+                if not self.expect_journal or s["auth"]:
+                    out += self._announce(s)
         elif rtype == "USER_START" and _ses(doc) in self.sessions:
             s = self.sessions[_ses(doc)]
             if s.get("sshd_pid") == pid and not s["source"].get("ip"):
@@ -210,6 +218,7 @@ class SessionTracker:
             if s is not None and s.get("sshd_pid") == pid and not s.get("end"):
                 s["end"] = self._time(doc)
                 self._dirty = True
+                out += self._announce(s)  # never announced (no sshd line came): now, before the end
                 out.append(self._summary(s, "session-ended"))
         return out
 
@@ -256,6 +265,12 @@ class SessionTracker:
         elif self.live:
             s["source"].update(self._peer_of(pid))
         self._dirty = True
+
+    def _announce(self, s: dict) -> list:
+        if s.get("announced"):
+            return []
+        s["announced"] = True
+        return [self._summary(s, "session-started")]
 
     def _merge_accept(self, s: dict, pid: int) -> None:
         a = self.accepts.get(pid)

@@ -45,6 +45,19 @@ def test_every_recorded_session_is_rebuilt(replayed, manifest):
         assert e["agentd"]["session"]["commands"] > 0
 
 
+def test_each_login_is_announced_once_with_its_method(replayed, manifest):
+    started = [e for e in replayed if e["event"].get("action") == "session-started"]
+    ids = [e["session"]["id"] for e in started]
+    assert len(ids) == len(set(ids))
+    recorded = {str(s["ses"]): s for s in manifest["sessions"]}
+    for e in started:
+        s = recorded.get(e["session"]["id"].rsplit(":", 1)[1])
+        if s:
+            assert e["session"]["auth"]["method"] == s["auth"]
+            assert e["session"]["source"]["port"] == s["client_port"]
+            assert e["@timestamp"] == e["session"]["start"]
+
+
 def test_every_command_of_a_session_carries_its_origin(replayed, manifest):
     by_ses = {str(s["ses"]): s for s in manifest["sessions"]}
     checked = 0

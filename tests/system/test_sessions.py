@@ -107,6 +107,8 @@ def test_concurrent_sessions_carry_origin_key_and_method(stack, ssh_session, tmp
     ends = [e for e in evs if e["event"].get("action") == "session-ended" and e["session"]["user"] == "alice"
             and e["session"]["id"] in alice_ids]
     assert starts and ends
+    assert starts[0]["session"]["auth"]["key_fingerprint"] == alice_fp
+    assert starts[0]["session"]["source"]["port"] == a_port
     assert ends[0]["agentd"]["session"]["commands"] >= 2
     assert "127.0.0.2" in ends[0]["agentd"]["session"]["hosts"]
     agent.stop()
