@@ -51,8 +51,9 @@ def render_text(snap: dict) -> str:
         lines.append(f"spool: {sp['events']} events, {sp['bytes']} of {sp['max_bytes']} bytes, "
                      f"oldest {_age(sp['oldest_age'])}, dropped {sp['dropped']}")
     for name, c in snap.get("collectors", {}).items():
-        lines.append(f"collector:{name}: events in {c.get('events', 0)}, lines {c.get('lines', 0)}, "
-                     f"malformed {c.get('malformed', 0)}, gaps {c.get('gaps', 0)}, "
+        # Each collector counts what its source has (lines, journal entries…).
+        extra = "".join(f", {k} {v}" for k, v in c.items() if k not in ("events", "last_error"))
+        lines.append(f"collector:{name}: events in {c.get('events', 0)}{extra}, "
                      f"last error: {c.get('last_error') or '-'}")
     for name, s in snap.get("shippers", {}).items():
         lines.append(f"shipper:{name}: shipped {s.get('shipped', 0)}, rejected {s.get('rejected', 0)}, "
