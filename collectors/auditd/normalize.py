@@ -42,14 +42,19 @@ class Normalizer:
         # Lines typed earlier in each audit session, so that <up> in a keystroke
         # record flushed later (sudo's pty, a full buffer) recalls the right line.
         self.tty_history: dict = {}
+        self._fp_tails: dict = {}  # fastpath.py: SYSCALL tail -> its cached values
         # Imported here: the builders import this module's helpers.
-        from collectors.auditd import normalize_syscall, normalize_user
+        from collectors.auditd import fastpath, normalize_syscall, normalize_user
+        self._fast = fastpath.process
         self._syscall = normalize_syscall
         self._user = normalize_user
 
     # -- entry points -------------------------------------------------------------------
 
     def normalize(self, ev: AuditEvent) -> list:
+        doc = self._fast(self, ev)  # the exec shape; None: the general builders
+        if doc is not None:
+            return [doc]
         by_type: dict = {}
         for r in ev.records:
             t = r.type
