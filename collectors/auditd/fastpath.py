@@ -38,8 +38,19 @@ _MAX = 2048
 _value_cache: dict = {}  # (type, body+ENRICHED text) -> value of CWD / PROCTITLE
 
 
-def _cp(d: dict) -> dict:
-    return {k: (_cp(v) if type(v) is dict else v) for k, v in d.items()}
+def _copy_user(user: dict) -> dict:
+    """A copy of add_identity's user.* (nested: effective, effective.group, audit)."""
+    u = user.copy()
+    e = u.get("effective")
+    if e is not None:
+        e = u["effective"] = e.copy()
+        g = e.get("group")
+        if g is not None:
+            e["group"] = g.copy()
+    a = u.get("audit")
+    if a is not None:
+        u["audit"] = a.copy()
+    return u
 
 
 def _body_value(rec, fn):
@@ -178,9 +189,9 @@ def process(norm, ev) -> Optional[dict]:
             proc["working_directory"] = wd
     doc["process"] = proc
     if user is not None:
-        doc["user"] = _cp(user)
+        doc["user"] = _copy_user(user)
     if group is not None:
-        doc["group"] = dict(group)
+        doc["group"] = group.copy()
     if ses is not None:
         a["session"] = ses
     a["syscall"] = name
