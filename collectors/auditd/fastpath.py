@@ -35,7 +35,8 @@ _FORBIDDEN = ("arch=", "syscall=", "success=", "exit=", "pid=", "items=", "a0=",
 _OK_TYPES = frozenset(("SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE", "BPRM_FCAPS"))
 _EXEC = frozenset(("execve", "execveat"))
 _MAX = 2048
-_value_cache: dict = {}  # (type, body+ENRICHED text) -> value of CWD / PROCTITLE
+_cwd_cache: dict = {}  # body+ENRICHED text -> value (CWD)
+_title_cache: dict = {}  # (PROCTITLE)
 
 
 def _copy_user(user: dict) -> dict:
@@ -53,21 +54,23 @@ def _copy_user(user: dict) -> dict:
     return u
 
 
-def _body_value(rec, fn):
-    """fn(rec) cached by the record's text after its header (when that is sound)."""
+def _body_value(rec, fn, cache: dict):
+    """fn(rec) cached by the record's text after its header (when that is sound).
+
+    The header is ``[node=N ]type=T msg=audit(STAMP): ``: with T known (CWD, PROCTITLE)
+    and STAMP digits, only the node can hold a quote."""
     start = rec._body
-    if type(start) is not int or rec._fields is not None:
+    node = rec.node
+    if type(start) is not int or rec._fields is not None or (
+            node and ('"' in node or "'" in node)):
         return fn(rec)
-    text = rec._enr
-    if text.find('"', 0, start) >= 0 or text.find("'", 0, start) >= 0:
-        return fn(rec)
-    key = (rec.type, text[start:])
-    hit = _value_cache.get(key, _value_cache)
-    if hit is _value_cache:
+    key = rec._enr[start:]
+    hit = cache.get(key, cache)
+    if hit is cache:
         hit = fn(rec)
-        if len(_value_cache) >= _MAX:
-            _value_cache.clear()
-        _value_cache[key] = hit
+        if len(cache) >= _MAX:
+            cache.clear()
+        cache[key] = hit
     return hit
 
 
@@ -90,9 +93,10 @@ def _tail_info(norm, sc, cache: dict):
     start = sc._body
     if type(start) is not int or sc._fields is not None or sc._enriched is not None:
         return None
+    node = sc.node
+    if node and ('"' in node or "'" in node):
+        return None  # the only part of the header that may hold a quote (see _body_value)
     text = sc._enr
-    if text.find('"', 0, start) >= 0 or text.find("'", 0, start) >= 0:
-        return None
     m = _HEAD(text, start)
     if m is None:
         return None
@@ -180,11 +184,11 @@ def process(norm, ev) -> Optional[dict]:
     if tty is not None:
         proc["tty"] = {"name": tty}
     if pt is not None:
-        title = _body_value(pt, _title)
+        title = _body_value(pt, _title, _title_cache)
         if title is not None:
             proc["title"] = title
     if cwd is not None:
-        wd = _body_value(cwd, _cwd)
+        wd = _body_value(cwd, _cwd, _cwd_cache)
         if wd is not None:
             proc["working_directory"] = wd
     doc["process"] = proc
