@@ -37,6 +37,7 @@ _EXEC = frozenset(("execve", "execveat"))
 _MAX = 2048
 _cwd_cache: dict = {}  # body+ENRICHED text -> value (CWD)
 _title_cache: dict = {}  # (PROCTITLE)
+_args_cache: dict = {}  # EXECVE text -> _args() of that one record
 
 
 def _copy_user(user: dict) -> dict:
@@ -126,6 +127,22 @@ def _tail_info(norm, sc, cache: dict):
     return m, info
 
 
+def _args(execve: list) -> tuple:
+    """(args, argc, command line, escaped) as normalize_syscall._process makes them."""
+    raw_args, argc = decode.execve_args(execve)
+    try:
+        args = [x.decode("utf-8") for x in raw_args]
+        escaped = False
+    except UnicodeDecodeError:
+        args = []
+        escaped = False
+        for x in raw_args:
+            t, e = decode.bytes_to_text(x)
+            args.append(t)
+            escaped = escaped or e
+    return tuple(args), argc, " ".join(args), escaped
+
+
 def process(norm, ev) -> Optional[dict]:
     recs = ev.records
     sc = recs[0]
@@ -203,20 +220,24 @@ def process(norm, ev) -> Optional[dict]:
     doc["auditd"] = a
     tags: list = []
     if execve:
-        raw_args, argc = decode.execve_args(execve)
-        try:
-            args = [x.decode("utf-8") for x in raw_args]
-            escaped = False
-        except UnicodeDecodeError:
-            args = []
-            escaped = False
-            for x in raw_args:
-                t, e = decode.bytes_to_text(x)
-                args.append(t)
-                escaped = escaped or e
-        proc["args"] = args
+        ex = execve[0]
+        start = ex._body
+        if len(execve) == 1 and type(start) is int:
+            # One EXECVE record: its arguments are a function of the text after the
+            # header (execve_args reads from the header's "): " on).
+            key = ex._enr[start:]
+            hit = _args_cache.get(key)
+            if hit is None:
+                hit = _args(execve)
+                if len(_args_cache) >= _MAX:
+                    _args_cache.clear()
+                _args_cache[key] = hit
+        else:
+            hit = _args(execve)
+        args, argc, cmdline, escaped = hit
+        proc["args"] = list(args)
         proc["args_count"] = argc
-        proc["command_line"] = " ".join(args)
+        proc["command_line"] = cmdline
         if escaped:
             proc["args_escaped"] = True
             tags.append("non-utf8-args")
