@@ -7,9 +7,11 @@ can be used by replay, the daemon and the tests alike.
 
 from __future__ import annotations
 
+import calendar
 import datetime as _dt
 import hashlib
 import math
+import re
 import socket
 from typing import Any, Optional
 
@@ -153,6 +155,27 @@ def rfc3339(ts: float) -> str:
     if type(ts) is float:
         _ts_last = (ts, s)
     return s
+
+
+_TS = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$")
+
+
+def parse_rfc3339(ts: object) -> Optional[float]:
+    """RFC 3339 text back to epoch seconds (microseconds kept); None if it is not one."""
+    if not isinstance(ts, str):
+        return None
+    m = _TS.match(ts)
+    if not m:
+        return None
+    y, mo, d, h, mi, s, frac, tz = m.groups()
+    secs = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s)))
+    if frac:
+        secs += int(frac[:6].ljust(6, "0")) / 1e6
+    if tz and tz != "Z":
+        sign = 1 if tz[0] == "+" else -1
+        tz = tz[1:].replace(":", "")
+        secs -= sign * (int(tz[:2]) * 3600 + int(tz[2:]) * 60)
+    return secs
 
 
 def _read_first_line(path: str) -> str:

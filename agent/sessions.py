@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Optional
 
-from agent.events import HostInfo, base_doc, dumps, loads, make_event_id, rfc3339
+from agent.events import HostInfo, base_doc, dumps, loads, make_event_id, parse_rfc3339, rfc3339
 
 UNSET = ("4294967295", "-1", "", None, "unset")
 KV_KEY = "sessions.v1"
@@ -284,15 +284,8 @@ class SessionTracker:
         s["user"] = s.get("user") or a.get("user")
 
     def _time(self, doc: dict) -> float:
-        ts = doc.get("@timestamp")
-        if ts:
-            from datetime import datetime, timezone
-
-            try:
-                return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
-            except ValueError:
-                pass
-        return self.now()
+        ts = parse_rfc3339(doc.get("@timestamp"))
+        return self.now() if ts is None else ts
 
     def _public(self, s: dict) -> dict:
         pub: dict = {"id": s["id"], "user": s.get("user")}
