@@ -88,7 +88,7 @@ class SessionTracker:
         self.host = host
         self.live = live
         self.expect_journal = expect_journal
-        self.store = store  # the Spool (kv_get/kv_put), or None (replay)
+        self.store = store  # the Spool (kv_get, transaction), or None (replay)
         self.now = now
         self._lock = threading.Lock()
         self.sessions: dict = {}  # ses -> state

@@ -254,10 +254,6 @@ class Spool:
 
     # -- key/value state (sessions) and status --------------------------------
 
-    def kv_put(self, key: str, value: bytes) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (key, value, time.time()))
-
     def kv_get(self, key: str) -> Optional[bytes]:
         with self._lock:
             row = self._db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
@@ -278,14 +274,6 @@ class Spool:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-
-    def execute(self, sql: str, params=(), many: bool = False) -> list:
-        """Small extensions (session history) share the connection and its lock."""
-        with self._lock:
-            if many:
-                self._db.executemany(sql, params)
-                return []
-            return self._db.execute(sql, params).fetchall()
 
     def stats(self, shippers: list) -> dict:
         with self._lock:

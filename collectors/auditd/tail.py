@@ -147,10 +147,6 @@ class LogFollower:
         off = self._offset if pending_offset is None else min(pending_offset, self._offset)
         return {"dev": self._ident[0], "ino": self._ident[1], "offset": off, "path": self.path}
 
-    @property
-    def offset(self) -> int:
-        return self._offset
-
     # -- reading -----------------------------------------------------------
 
     def lines(self, max_bytes: int = 4 * CHUNK) -> Iterator[tuple]:
