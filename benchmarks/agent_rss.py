@@ -4,7 +4,7 @@ bastion load, next to the CPU auditd itself spends writing that load to audit.lo
     sudo .venv/bin/python benchmarks/agent_rss.py [--seconds 60] [--sessions 3]
 
 Needs root and the test stack (`make stack-up` or `tests/stack/stackctl up`). The agent runs
-exactly as in production (`python -m agent.cli run -c CONF`, log level info, redaction on,
+exactly as in production (`python -m agent.app.cli run -c CONF`, log level info, redaction on,
 the `file` shipper with fsync) with a temporary state_dir and output file, following the
 real /var/log/audit/audit.log from its end. The load is N interactive ssh sessions through
 the jump sshd (127.0.0.1:2222) as alice, bob, carol..., each typing batches of
@@ -203,7 +203,7 @@ class Agent:
 
     def start(self, timeout: float = 30.0) -> None:
         with open(self.log, "ab") as logf:
-            self.proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", self.conf],
+            self.proc = subprocess.Popen([sys.executable, "-m", "agent.app.cli", "run", "-c", self.conf],
                                          stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, cwd=REPO)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from agent.events import HostInfo, dumps  # noqa: E402
+from agent.base.events import HostInfo, dumps  # noqa: E402
 from collectors.auditd.normalize import Normalizer  # noqa: E402
 from collectors.auditd.parse import ParseError, parse_line  # noqa: E402
 from collectors.auditd.reassemble import Gap, Reassembler  # noqa: E402

@@ -19,8 +19,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from agent.events import HostInfo, base_doc, make_event_id  # noqa: E402
-from agent.options import Secret  # noqa: E402
+from agent.base.events import HostInfo, base_doc, make_event_id  # noqa: E402
+from agent.base.options import Secret  # noqa: E402
 from shippers import http as shttp  # noqa: E402
 from shippers.elasticsearch import ElasticsearchShipper  # noqa: E402
 from shippers.splunk_hec import SplunkHecShipper  # noqa: E402

@@ -10,8 +10,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from agent.events import Event, HostInfo, base_doc, make_event_id  # noqa: E402
-from agent.spool import Spool  # noqa: E402
+from agent.base.events import Event, HostInfo, base_doc, make_event_id  # noqa: E402
+from agent.pipeline.spool import Spool  # noqa: E402
 
 HOST = HostInfo("bastion1", "0123456789abcdef0123456789abcdef")
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import threading
 from typing import Callable, Optional
 
-from agent.component import Component
-from agent.events import Event, Position
+from agent.base.component import Component
+from agent.base.events import Event, Position
 
 Emit = Callable[[list, Optional[Position]], None]
 

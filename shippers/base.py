@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from agent.component import Component
+from agent.base.component import Component
 
 
 class SendResult:

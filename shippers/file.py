@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 
-from agent.events import dumps
-from agent.options import Option
+from agent.base.events import dumps
+from agent.base.options import Option
 from shippers.base import SendResult, Shipper
 
 

@@ -18,9 +18,9 @@ from typing import Any, Optional
 import httpx
 import orjson
 
-from agent.conditions import ConditionLog  # noqa: F401 - shippers import it from here
-from agent.events import parse_rfc3339
-from agent.options import Option
+from agent.base.conditions import ConditionLog  # noqa: F401 - shippers import it from here
+from agent.base.events import parse_rfc3339
+from agent.base.options import Option
 
 log = logging.getLogger("agentd.ship")
 

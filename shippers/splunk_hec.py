@@ -43,7 +43,7 @@ import httpx
 import orjson
 
 from agent import __version__
-from agent.options import Option
+from agent.base.options import Option
 from shippers.base import SendResult, Shipper
 from shippers.http import (
     TLS_OPTIONS,

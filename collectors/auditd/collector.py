@@ -8,10 +8,10 @@ import threading
 import time
 from typing import Optional
 
-from agent.deadletter import DeadLetter
-from agent.events import Event, Position
-from agent.gaps import gap_doc
-from agent.options import Option
+from agent.base.deadletter import DeadLetter
+from agent.base.events import Event, Position
+from agent.base.gaps import gap_doc
+from agent.base.options import Option
 from collectors.auditd.tail import LogFollower, Waiter
 from collectors.base import Collector, Emit
 

@@ -22,7 +22,7 @@ import re
 from typing import Optional
 
 from agent import __version__
-from agent.events import make_event_id, rfc3339
+from agent.base.events import make_event_id, rfc3339
 from collectors.auditd import decode
 
 _HEAD = re.compile(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from agent.events import HostInfo, add_related, base_doc, make_event_id
+from agent.base.events import HostInfo, add_related, base_doc, make_event_id
 from collectors.auditd import decode
 from collectors.auditd.names import NameCache, enriched_name
 from collectors.auditd.reassemble import AuditEvent, Gap

@@ -15,9 +15,9 @@ from typing import Iterator, Optional
 
 from systemd import journal  # a missing python3-systemd is a config error on [journald] sections
 
-from agent.events import Event, Position
-from agent.gaps import gap_doc
-from agent.options import Option
+from agent.base.events import Event, Position
+from agent.base.gaps import gap_doc
+from agent.base.options import Option
 from collectors.base import Collector, Emit
 from collectors.journald.normalize import Normalizer, text
 
@@ -207,7 +207,7 @@ class JournaldCollector(Collector):
 
 
 def _json_entries(path: str) -> Iterator[dict]:
-    from agent.events import loads
+    from agent.base.events import loads
 
     with open(path, "rb") as f:
         for line in f:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-from agent.events import HostInfo, add_related, base_doc, make_event_id
+from agent.base.events import HostInfo, add_related, base_doc, make_event_id
 from collectors.journald import sftp, sshd, su, sudo
 from collectors.journald.common import generic
 

@@ -18,7 +18,7 @@ done
 cat > "$stage/usr/bin/agentd" <<'SH'
 #!/usr/bin/python3
 import sys
-from agent.cli import main
+from agent.app.cli import main
 sys.exit(main())
 SH
 chmod 0755 "$stage/usr/bin/agentd"

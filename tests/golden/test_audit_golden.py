@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.events import HostInfo, dumps, loads
+from agent.base.events import HostInfo, dumps, loads
 from collectors.auditd import decode
 from collectors.auditd.normalize import Normalizer
 from collectors.auditd.parse import parse_line

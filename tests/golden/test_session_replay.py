@@ -18,7 +18,7 @@ CAPTURE = os.path.join(REPO, "tests", "captures", "bastion1")
 def replayed(tmp_path_factory):
     out = tmp_path_factory.mktemp("replay") / "events.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "replay", "--audit-log", os.path.join(CAPTURE, "audit.log"),
+        [sys.executable, "-m", "agent.app.cli", "replay", "--audit-log", os.path.join(CAPTURE, "audit.log"),
          "--journal", os.path.join(CAPTURE, "journal.json"), "-o", str(out),
          "--dead-letter", str(out) + ".dead"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

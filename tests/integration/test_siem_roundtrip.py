@@ -20,7 +20,7 @@ import time
 import httpx
 import pytest
 
-from agent.options import Secret
+from agent.base.options import Secret
 from shippers.elasticsearch import ElasticsearchShipper
 from shippers.splunk_hec import SplunkHecShipper
 from tests.siem.fixtures import ES_API_KEY, ES_USER, HEC_ACK_TOKEN, HEC_TOKEN, siem, siem_small  # noqa: F401
@@ -52,7 +52,7 @@ def es(server, **kw) -> ElasticsearchShipper:
 
 
 def pump(shipper, evs: list, batch: int = 500, deadline: float = 20.0) -> tuple:
-    """Ship ``evs`` like agent.shipping does; returns (rejected [(event id, reason)], send calls)."""
+    """Ship ``evs`` like agent.pipeline.shipping does; returns (rejected [(event id, reason)], send calls)."""
     rejected, calls = [], 0
     stop = time.monotonic() + deadline
     for start in range(0, len(evs), batch):

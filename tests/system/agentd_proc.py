@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Optional
 
-from agent.events import loads
+from agent.base.events import loads
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,7 +32,7 @@ class AgentProc:
 
     def start(self, wait_ready: bool = True) -> AgentProc:
         logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", self.conf],
+        self.proc = subprocess.Popen([sys.executable, "-m", "agent.app.cli", "run", "-c", self.conf],
                                      stdout=logf, stderr=logf, cwd=REPO, stdin=subprocess.DEVNULL)
         logf.close()
         if wait_ready:

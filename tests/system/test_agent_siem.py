@@ -415,7 +415,7 @@ def test_secrets_never_in_the_log_or_argv(stack, ssh_session, tmp_path, siem):
     prefix = f"siem-sec-{uuid.uuid4().hex[:6]}-"
 
     own = ps_args(agent.proc.pid)
-    assert agent.conf in own and "agent.cli run" in own
+    assert agent.conf in own and "agent.app.cli run" in own
     with open(f"/proc/{agent.proc.pid}/cmdline", "rb") as fh:
         cmdline = fh.read()
     everyone = ps_args()

@@ -132,12 +132,12 @@ def test_outage_keeps_everything_in_order_and_drains(stack, ssh_session, tmp_pat
     assert got == sent, "delivered once each, in the order they were run"
     assert "shipper:file: recovered after" in agent.log_text()
     time.sleep(2.5)  # the status file is rewritten every 2 s
-    st = subprocess.run([sys.executable, "-m", "agent.cli", "status", "-c", agent.conf], cwd=REPO,
+    st = subprocess.run([sys.executable, "-m", "agent.app.cli", "status", "-c", agent.conf], cwd=REPO,
                         capture_output=True, text=True)
     assert "agentd: running" in st.stdout
     assert "shipper:file: shipped" in st.stdout and "spool depth 0" in st.stdout
     assert agent.stop() == 0
-    st = subprocess.run([sys.executable, "-m", "agent.cli", "status", "-c", agent.conf], cwd=REPO,
+    st = subprocess.run([sys.executable, "-m", "agent.app.cli", "status", "-c", agent.conf], cwd=REPO,
                         capture_output=True, text=True)
     assert "not running" in st.stdout and "collector:auditd: events in" in st.stdout
 

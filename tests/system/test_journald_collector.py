@@ -17,9 +17,9 @@ from typing import Callable, List, Optional
 
 import pytest
 
-from agent.component import RunContext
-from agent.config import AGENT_OPTIONS
-from agent.events import HostInfo
+from agent.base.component import RunContext
+from agent.base.config import AGENT_OPTIONS
+from agent.base.events import HostInfo
 from collectors.journald.collector import JournaldCollector
 from collectors.journald.normalize import Normalizer
 from tests.stack.session import SSH_BASE, attempt_login, sftp_batch

@@ -160,7 +160,7 @@ def test_sessions_command_lists_logins_and_shows_a_timeline(stack, ssh_session, 
     assert agent.stop() == 0
 
     def agentd(*args):
-        p = subprocess.run([sys.executable, "-m", "agent.cli", *args, "-c", agent.conf], cwd=REPO,
+        p = subprocess.run([sys.executable, "-m", "agent.app.cli", *args, "-c", agent.conf], cwd=REPO,
                            capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
         return p.stdout

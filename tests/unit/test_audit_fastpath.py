@@ -7,7 +7,7 @@ from __future__ import annotations
 import lzma
 import os
 
-from agent.events import HostInfo, dumps
+from agent.base.events import HostInfo, dumps
 from collectors.auditd.normalize import Normalizer
 from collectors.auditd.parse import ParseError, parse_line
 from collectors.auditd.reassemble import Reassembler

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.events import HostInfo, dumps
+from agent.base.events import HostInfo, dumps
 from collectors.auditd.normalize import Normalizer
 from collectors.auditd.parse import ParseError, parse_line
 from collectors.auditd.reassemble import Gap, Reassembler

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.events import HostInfo, dumps
+from agent.base.events import HostInfo, dumps
 from collectors.auditd.normalize import Normalizer
 from collectors.auditd.parse import parse_line
 from collectors.auditd.reassemble import AuditEvent, Gap, Reassembler

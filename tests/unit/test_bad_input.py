@@ -16,7 +16,7 @@ def replay(tmp_path, data: bytes):
     log = tmp_path / "audit.log"
     log.write_bytes(data)
     out, dead = tmp_path / "out.jsonl", tmp_path / "dead.jsonl"
-    p = subprocess.run([sys.executable, "-m", "agent.cli", "replay", "--audit-log", str(log), "-o", str(out),
+    p = subprocess.run([sys.executable, "-m", "agent.app.cli", "replay", "--audit-log", str(log), "-o", str(out),
                         "--dead-letter", str(dead)], cwd=REPO, capture_output=True, text=True, timeout=120)
     events = [json.loads(line) for line in out.read_bytes().splitlines()] if out.exists() else []
     deads = [json.loads(line) for line in dead.read_bytes().splitlines()] if dead.exists() else []

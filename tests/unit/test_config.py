@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from agent import defaultconf
-from agent.config import ConfigError, load_config
+from agent.app import defaultconf
+from agent.base.config import ConfigError, load_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIPPED = os.path.join(REPO, "agentd.conf")
-AGENTD = [sys.executable, "-m", "agent.cli"]
+AGENTD = [sys.executable, "-m", "agent.app.cli"]
 
 MINIMAL = """\
 [agent]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from agent.events import Event, HostInfo, add_related, base_doc, loads, make_event_id, rfc3339
+from agent.base.events import Event, HostInfo, add_related, base_doc, loads, make_event_id, rfc3339
 
 
 def test_event_id_is_deterministic_and_distinguishes_records():

@@ -7,10 +7,10 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from agent.component import RunContext
-from agent.config import AGENT_OPTIONS
-from agent.events import HostInfo, make_event_id
-from agent.sessions import SessionTracker
+from agent.base.component import RunContext
+from agent.base.config import AGENT_OPTIONS
+from agent.base.events import HostInfo, make_event_id
+from agent.pipeline.sessions import SessionTracker
 from collectors.journald import normalize as jnorm
 from collectors.journald.collector import JournaldCollector
 

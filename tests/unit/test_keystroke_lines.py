@@ -192,7 +192,7 @@ def test_captured_edit_keys_give_the_effective_line():
 def test_up_arrow_in_a_later_record_recalls_the_same_sessions_line():
     """pam_tty_audit flushes per reader and buffer: <up> may be in a later record
     than the line it recalls. The normalizer keeps each audit session's lines."""
-    from agent.events import HostInfo
+    from agent.base.events import HostInfo
     from collectors.auditd.normalize import Normalizer
     from collectors.auditd.parse import parse_line
     from collectors.auditd.reassemble import Reassembler

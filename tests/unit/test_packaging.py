@@ -17,7 +17,7 @@ def test_deb_contents(tmp_path):
                          capture_output=True, text=True).stdout.strip()
     listing = subprocess.run(["dpkg-deb", "-c", deb], check=True, capture_output=True, text=True).stdout
     for path in ("./usr/bin/agentd", "./etc/agentd/agentd.conf", "./lib/systemd/system/agentd.service",
-                 "./etc/audit/rules.d/agentd.rules", "./usr/lib/python3/dist-packages/agent/cli.py",
+                 "./etc/audit/rules.d/agentd.rules", "./usr/lib/python3/dist-packages/agent/app/cli.py",
                  "./usr/lib/python3/dist-packages/collectors/auditd/tail.py",
                  "./usr/lib/python3/dist-packages/shippers/file.py"):
         assert path in listing, path

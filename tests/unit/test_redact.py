@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.events import dumps
-from agent.redact import MASK, Redactor
+from agent.base.events import dumps
+from agent.pipeline.redact import MASK, Redactor
 from collectors.auditd.tty import keystrokes_fields
 
 R = Redactor()

@@ -10,7 +10,7 @@ import logging
 import httpx
 import pytest
 
-from agent.options import Secret
+from agent.base.options import Secret
 from shippers.elasticsearch import ElasticsearchShipper, dataset_name
 
 PASSWORD = "pw-not-in-logs"

@@ -9,8 +9,8 @@ import logging
 import httpx
 import pytest
 
-from agent.config import parse_config_text
-from agent.options import Secret
+from agent.base.config import parse_config_text
+from agent.base.options import Secret
 from shippers import splunk_hec
 from shippers.splunk_hec import SplunkHecShipper, epoch
 

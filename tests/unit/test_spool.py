@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import threading
 
-from agent.events import Event, HostInfo, base_doc, loads, make_event_id
-from agent.gaps import gap_doc
-from agent.spool import Spool
+from agent.base.events import Event, HostInfo, base_doc, loads, make_event_id
+from agent.base.gaps import gap_doc
+from agent.pipeline.spool import Spool
 
 HOST = HostInfo("h", "hid")
 

@@ -7,7 +7,7 @@ import sys
 from typing import Optional
 
 from agent import __version__
-from agent.config import DEFAULT_PATH, ConfigError, load_config
+from agent.base.config import DEFAULT_PATH, ConfigError, load_config
 
 
 def _load(path: str):
@@ -41,7 +41,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_default_config(args: argparse.Namespace) -> int:
-    from agent import defaultconf
+    from agent.app import defaultconf
 
     sys.stdout.write(defaultconf.render())
     return 0
@@ -51,7 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     if cfg is None:
         return 2
-    from agent import daemon
+    from agent.app import daemon
 
     return daemon.run(cfg)
 
@@ -60,7 +60,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not args.audit_log and not args.journal:
         print("Error: replay needs --audit-log FILE and/or --journal PATH", file=sys.stderr)
         return 2
-    from agent import replay
+    from agent.app import replay
 
     return replay.run(args)
 
@@ -68,7 +68,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     import os
 
-    from agent import status
+    from agent.app import status
 
     cfg = _load(args.config)
     if cfg is None:
@@ -84,7 +84,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
-    from agent import sessions_cli
+    from agent.app import sessions_cli
 
     cfg = _load(args.config)
     if cfg is None:

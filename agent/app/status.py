@@ -8,7 +8,7 @@ import os
 import threading
 import time
 
-from agent.events import dumps, loads
+from agent.base.events import dumps, loads
 
 
 def write_file(path: str, snap: dict) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Optional
 
-from agent.events import HostInfo, base_doc, make_event_id
+from agent.base.events import HostInfo, base_doc, make_event_id
 
 
 def gap_doc(host: HostInfo, source: str, reason: str, detail: str, *, count: Optional[int] = None,

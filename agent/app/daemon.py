@@ -1,4 +1,4 @@
-"""`agentd run`: collectors -> enrich -> spool -> shippers, until SIGTERM.
+"""`agentd run`: collectors -> pipeline -> spool -> shippers, until SIGTERM.
 
 Threads with bounded work are enough (DESIGN.md): each collector blocks on its
 source (inotify, the journal fd) and on ``spool.write`` when the spool is full;
@@ -16,14 +16,14 @@ import threading
 import time
 from typing import Optional
 
-from agent import notify, status
-from agent.component import RunContext
-from agent.config import Config, ConfigError, load_config
-from agent.deadletter import DeadLetter
-from agent.enrich import Enricher
-from agent.gaps import gap_doc
-from agent.shipping import ShipperWorker
-from agent.spool import Spool, SpoolClosed
+from agent.app import notify, status
+from agent.base.component import RunContext
+from agent.base.config import Config, ConfigError, load_config
+from agent.base.deadletter import DeadLetter
+from agent.base.gaps import gap_doc
+from agent.pipeline.pipeline import Pipeline
+from agent.pipeline.shipping import ShipperWorker
+from agent.pipeline.spool import Spool, SpoolClosed
 
 log = logging.getLogger("agentd")
 
@@ -45,7 +45,7 @@ class Runtime:
         )
         if self.spool.recovered:
             self.spool.write("agentd", [gap_doc(host, "spool", "spool-recovered", self.spool.recovered)], None)
-        self.enricher = Enricher(
+        self.pipeline = Pipeline(
             cfg.agent, host, store=self.spool, live=True,
             expect_journal=any(c.type_name == "journald" for c in cfg.enabled("collector")))
         self._emit_lock = threading.Lock()
@@ -56,13 +56,13 @@ class Runtime:
 
     def _emit_for(self, name: str):
         def emit(events: list, position: Optional[dict]) -> None:
-            # One lock around enrich + write: session state and the events it
+            # One lock around the pipeline + write: session state and the events it
             # shaped reach the spool in the order they were observed.
             with self._emit_lock:
                 if events:
-                    events = self.enricher.apply(events)
+                    events = self.pipeline.apply(events)
                 if self.spool.write(name, events, position, self.stop_event):
-                    self.enricher.commit()
+                    self.pipeline.commit()
         return emit
 
     def _run_collector(self, name: str, collector) -> None:
@@ -124,7 +124,7 @@ class Runtime:
             w.join(max(0.1, deadline - time.monotonic()))
         self.tick()
         with self._emit_lock:
-            self.enricher.commit(force=True)
+            self.pipeline.commit(force=True)
         snap = self.snapshot()
         self.spool.close()
         return snap

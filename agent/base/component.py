@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from agent.events import HostInfo
-from agent.options import Option
+from agent.base.events import HostInfo
+from agent.base.options import Option
 
 # Keys every component section has; they are handled by the config loader, not
 # declared by each component.

@@ -8,8 +8,8 @@ import sqlite3
 import sys
 import time
 
-from agent.events import loads
-from agent.options import parse_duration
+from agent.base.events import loads
+from agent.base.options import parse_duration
 
 
 def _open(state_dir: str) -> sqlite3.Connection:

@@ -11,9 +11,9 @@ import configparser
 import re
 from typing import Any, Optional
 
-from agent import registry
-from agent.component import COMMON_OPTIONS
-from agent.options import Option, read_secret_file
+from agent.base import registry
+from agent.base.component import COMMON_OPTIONS
+from agent.base.options import Option, read_secret_file
 
 DEFAULT_PATH = "/etc/agentd/agentd.conf"
 

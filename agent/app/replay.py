@@ -15,9 +15,9 @@ import argparse
 import collections
 import sys
 
-from agent.component import RunContext
-from agent.config import AGENT_OPTIONS, ConfigError, load_config
-from agent.enrich import Enricher
+from agent.base.component import RunContext
+from agent.base.config import AGENT_OPTIONS, ConfigError, load_config
+from agent.pipeline.pipeline import Pipeline
 
 
 def _confs(path):
@@ -39,15 +39,15 @@ def _ts(event) -> str:
 
 
 class _Writer:
-    def __init__(self, out, enricher: Enricher):
+    def __init__(self, out, pipeline: Pipeline):
         self.out = out
-        self.enricher = enricher
+        self.pipeline = pipeline
         self.journal: collections.deque = collections.deque()  # not yet merged, oldest first
         self.count = 0
 
     def write(self, events: list) -> None:
         if events:
-            events = self.enricher.apply(events)
+            events = self.pipeline.apply(events)
             self.out.write(b"".join(e.to_json() + b"\n" for e in events))
             self.count += len(events)
 
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     ctx = RunContext(agent_conf)
     out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
-    writer = _Writer(out, Enricher(agent_conf, ctx.host, expect_journal=bool(args.journal)))
+    writer = _Writer(out, Pipeline(agent_conf, ctx.host, expect_journal=bool(args.journal)))
     status = 0
     try:
         if args.journal:
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"Error: {args.journal}: {e.strerror or e}", file=sys.stderr)
                 status = 1
             writer.journal = collections.deque(sorted(writer.journal, key=_ts))
-            writer.enricher.sessions.preload([e.doc for e in writer.journal])
+            writer.pipeline.sessions.preload([e.doc for e in writer.journal])
             print(f"agentd replay: {len(writer.journal)} journal events from {args.journal}", file=sys.stderr)
         if args.audit_log:
             from collectors.auditd.collector import AuditdCollector

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Optional
 
-from agent.events import dumps
+from agent.base.events import dumps
 
 MAX_BYTES = 64 * 1024 * 1024
 

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Callable, Optional
 
-from agent.events import Event, dumps, loads
+from agent.base.events import Event, dumps, loads
 
 log = logging.getLogger("agentd.spool")
 

@@ -8,8 +8,8 @@ compares the committed agentd.conf with this output.
 
 from __future__ import annotations
 
-from agent import registry
-from agent.config import AGENT_OPTIONS
+from agent.base import registry
+from agent.base.config import AGENT_OPTIONS
 
 # Sections that are active in the shipped file: collect the audit log and the
 # journal and write events to a local file, so `make run` works with no SIEM.

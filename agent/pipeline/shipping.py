@@ -13,9 +13,9 @@ import random
 import threading
 from typing import Optional
 
-from agent.conditions import ConditionLog
-from agent.deadletter import DeadLetter
-from agent.events import loads
+from agent.base.conditions import ConditionLog
+from agent.base.deadletter import DeadLetter
+from agent.base.events import loads
 
 log = logging.getLogger("agentd.ship")
 

@@ -24,7 +24,15 @@ import threading
 import time
 from typing import Optional
 
-from agent.events import HostInfo, base_doc, dumps, loads, make_event_id, parse_rfc3339, rfc3339
+from agent.base.events import (
+    HostInfo,
+    base_doc,
+    dumps,
+    loads,
+    make_event_id,
+    parse_rfc3339,
+    rfc3339,
+)
 
 UNSET = ("4294967295", "-1", "", None, "unset")
 KV_KEY = "sessions.v1"
@@ -118,7 +126,7 @@ class SessionTracker:
         self.by_pid = {int(k): v for k, v in data.get("by_pid", {}).items()}
         self.accepts = {int(k): v for k, v in data.get("accepts", {}).items()}
 
-    def save(self, force: bool = False) -> None:
+    def commit(self, force: bool = False) -> None:
         """Called after each batch. Logins, ends and sshd facts are saved at once;
         counter-only changes at most every COUNTER_SAVE seconds, in one
         transaction, because rewriting the table per batch cost more than the

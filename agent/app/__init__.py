@@ -1,0 +1,1 @@
+"""The application: commands and the daemon, on top of the pipeline."""

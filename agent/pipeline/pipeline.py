@@ -1,0 +1,70 @@
+"""The one pipeline every event passes, in `agentd run` and `agentd replay` alike.
+
+    normalize (in the collector) -> redaction -> session join -> [detections] -> spool or output
+
+Redaction is first: the session join keeps a timeline of command lines and
+keystrokes in the spool database, and later stages (detections) copy evidence,
+so nothing after it may ever see an unmasked secret.
+
+A stage is an object with ``apply(doc) -> list`` (the documents it adds, e.g. a
+session summary or an alert) and ``commit(force)`` (persist its state after the
+batch is stored). A document a stage adds passes every other stage too, so a
+summary is redacted and an alert is joined to its session and counted there; a
+stage never sees what it added itself. A new stage is added here, in one place.
+"""
+
+from __future__ import annotations
+
+from agent.base.events import Event
+from agent.pipeline.redact import Redactor
+from agent.pipeline.sessions import SessionTracker
+
+
+class RedactionStage:
+    def __init__(self, redactor: Redactor):
+        self.redactor = redactor
+
+    def apply(self, doc: dict) -> list:
+        self.redactor.apply(doc)
+        return []
+
+    def commit(self, force: bool = False) -> None:
+        pass
+
+
+class Pipeline:
+    def __init__(self, agent_conf: dict, host, store=None, live: bool = False, expect_journal: bool = False):
+        self.sessions = SessionTracker(host, store=store, live=live, expect_journal=expect_journal)
+        self.stages: list = []
+        if agent_conf.get("redact", True):
+            self.stages.append(RedactionStage(
+                Redactor(enabled=True, extra_patterns=agent_conf.get("redact_patterns") or ())))
+        self.stages.append(self.sessions)
+
+    def apply(self, events: list) -> list:
+        """Run events through every stage, in place; returns them plus what the stages added,
+        each added document right after the event that caused it."""
+        out = []
+        stages = self.stages
+        for e in events:
+            out.append(e)
+            pending = None
+            for i, stage in enumerate(stages):
+                added = stage.apply(e.doc)
+                if added:
+                    pending = pending or []
+                    pending.extend((d, i) for d in added)
+            while pending:
+                doc, origin = pending.pop(0)
+                for i, stage in enumerate(stages):
+                    if i != origin:
+                        added = stage.apply(doc)
+                        if added:
+                            pending.extend((d, i) for d in added)
+                out.append(Event(doc))
+        return out
+
+    def commit(self, force: bool = False) -> None:
+        """After the batch is stored: let each stage persist its state."""
+        for stage in self.stages:
+            stage.commit(force)
