@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONF ?= agentd.conf
 APT_PACKAGES := systemd libsystemd-dev pkg-config gcc python3-dev auditd openssh-server openssh-client \
-	python3-audit sudo iproute2 procps util-linux libpam-modules
+	python3-audit sudo iproute2 procps util-linux libpam-modules systemd-journal-remote
 STAMP := $(VENV)/.installed
 
 .PHONY: run test venv deps lint unit stack-up stack-down soak bench clean

@@ -11,6 +11,12 @@ import time
 from agent.base.events import loads
 from agent.base.options import parse_duration
 
+# By time. Rows are stored as they arrive, and audit stamps are millisecond-coarse:
+# the login's row is written when sshd's journal line (which says how the login
+# authenticated) arrives, after audit records of the same millisecond. So among rows
+# of the same time the login comes first and the logout last, the rest as they came.
+TIMELINE_ORDER = ("ts, CASE kind WHEN 'session-started' THEN 0 WHEN 'session-ended' THEN 2 ELSE 1 END, rowid")
+
 
 def _open(state_dir: str) -> sqlite3.Connection:
     path = os.path.join(state_dir, "spool.db")
@@ -52,7 +58,7 @@ def show_session(state_dir: str, ident: str, out=sys.stdout) -> int:
             print(f"agentd: no session {ident!r}", file=sys.stderr)
             return 1
         sid, blob = rows[0]
-        events = db.execute("SELECT ts, kind, text FROM timeline WHERE session_id = ? ORDER BY ts, rowid",
+        events = db.execute(f"SELECT ts, kind, text FROM timeline WHERE session_id = ? ORDER BY {TIMELINE_ORDER}",
                             (sid,)).fetchall()
     s = loads(blob)
     src = s.get("source") or {}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import threading
 import time
@@ -23,6 +22,7 @@ from agent.base.events import HostInfo
 from collectors.journald.collector import JournaldCollector
 from collectors.journald.normalize import Normalizer
 from tests.stack.session import SSH_BASE, attempt_login, sftp_batch
+from tests.system.journal_files import capture_entries, entry_like, write_journal
 
 pytestmark = pytest.mark.stack
 PROGRAMS = ["sshd", "sshd-session", "sudo", "su", "sftp-server"]
@@ -221,31 +221,38 @@ def test_cursor_resume_across_restart_and_rotation(stack, tmp_path):
     assert committed["cursor"] != last["cursor"]
 
 
-def _copy_journal(tmp_path) -> str:
-    """A private copy of this machine's persistent system journal file(s) to play with."""
-    mid = open("/etc/machine-id").read().strip()
-    src = f"/var/log/journal/{mid}"
-    dst = tmp_path / "journal"
+def _journal_dir(tmp_path, entries=None, files: int = 1, name: str = "journal") -> str:
+    """A journal directory of the test's own: the recorded capture's entries (or
+    ``entries``), split over ``files`` .journal files, never this machine's journal."""
+    entries = capture_entries() if entries is None else entries
+    dst = tmp_path / name
     dst.mkdir()
-    files = sorted(f for f in os.listdir(src) if f.startswith("system"))
-    if not files:
-        pytest.skip("no persistent system journal")
-    for f in files:
-        shutil.copy(os.path.join(src, f), dst / f)
+    step = -(-len(entries) // files)
+    for n in range(files):
+        write_journal(dst / f"part{n}.journal", entries[n * step:(n + 1) * step])
     return str(dst)
 
 
 def _run_to_end(collector, position) -> tuple:
+    """Run the collector on its journal_dir until it has committed the newest entry."""
+    from systemd import journal
+
+    r = journal.Reader(path=collector.conf["journal_dir"])
+    r.seek_tail()
+    newest = r.get_previous()["__CURSOR"]  # one of the collector's programs in these journals
+    r.close()
     run = Running(collector, position)
     try:
-        run.wait_for(lambda d: len(run.positions) >= 2 and run.collector.stats["entries"] > 0, 20)
-        n = -1
-        while n != len(run.positions):  # until it has read to the end and waits
-            n = len(run.positions)
-            time.sleep(0.3)
+        run.wait_for(lambda d: run.positions and run.positions[-1]["cursor"] == newest, 30)
     finally:
         run.close()
     return run.docs(), run.positions
+
+
+def _replayed(collector, path: str) -> list:
+    out: list = []
+    collector.replay(path, lambda events, pos: out.extend(events))
+    return out
 
 
 def test_vacuumed_cursor_falls_back_to_oldest_with_a_gap_event(stack, tmp_path):
@@ -253,7 +260,7 @@ def test_vacuumed_cursor_falls_back_to_oldest_with_a_gap_event(stack, tmp_path):
 
     from collectors.journald.normalize import cursor_parts
 
-    path = _copy_journal(tmp_path)
+    path = _journal_dir(tmp_path)
     r = journal.Reader(path=path)
     r.seek_head()
     head = r.get_next()["__CURSOR"]
@@ -267,34 +274,45 @@ def test_vacuumed_cursor_falls_back_to_oldest_with_a_gap_event(stack, tmp_path):
     assert len(gaps) == 1 and gaps[0]["agentd"]["gap"]["reason"] == "cursor-not-found"
     assert gone in gaps[0]["message"]
     assert docs[0] is gaps[0]  # evidence first, then everything from the oldest entry on
-    assert len(docs) > 1 and positions[-1]["cursor"]
+    everything = [e.id for e in _replayed(_collector(tmp_path), path)]
+    assert [d["event"]["id"] for d in docs[1:]] == everything and positions[-1]["cursor"]
 
 
 def test_cursor_of_an_entry_no_longer_matched_is_not_a_gap(stack, tmp_path):
     from systemd import journal
 
-    path = _copy_journal(tmp_path)
+    entries = capture_entries()
+    # An entry of a program the collector does not read (as if `programs` had changed
+    # since its cursor was committed), in the middle of the ones it does.
+    marker = "agentd-test-" + secrets.token_hex(4)
+    k = len(entries) // 2
+    foreign = entry_like(entries[k - 1], SYSLOG_IDENTIFIER="cron", _COMM="cron", _EXE="/usr/sbin/cron",
+                         _CMDLINE="/usr/sbin/cron -f", MESSAGE=marker)
+    path = _journal_dir(tmp_path, entries[:k] + [foreign] + entries[k:])
     r = journal.Reader(path=path)
-    r.add_match("_TRANSPORT=audit")  # never one of ours: as if `programs` had changed
+    r.add_match(f"MESSAGE={marker}")
     r.seek_head()
     cursor = r.get_next()["__CURSOR"]
     r.close()
     docs, _ = _run_to_end(_collector(tmp_path, journal_dir=path), {"cursor": cursor})
     assert docs and not [d for d in docs if d["event"]["dataset"] == "agentd.gap"]
+    # Exactly what follows the foreign entry: the same as reading the second part alone.
+    after = _journal_dir(tmp_path, entries[k:], name="after")
+    want = [e.doc["message"] for e in _replayed(_collector(tmp_path), after)]
+    assert [d["message"] for d in docs] == want
 
 
 def test_replay_of_a_journal_directory_and_file(stack, tmp_path):
-    path = _copy_journal(tmp_path)
+    path = _journal_dir(tmp_path, files=2)
     c = _collector(tmp_path)
-    out: list = []
-    c.replay(path, lambda events, pos: out.extend(events))
+    out = _replayed(c, path)
     ids = [e.id for e in out]
     assert out and len(ids) == len(set(ids))
     assert {e.doc["event"]["module"] for e in out} == {"journald"}
     assert any(e.doc["event"].get("action") == "logged-in" for e in out)
-    one = max(os.listdir(path), key=lambda f: os.path.getsize(os.path.join(path, f)))
-    single: list = []
-    _collector(tmp_path).replay(os.path.join(path, one), lambda events, pos: single.extend(events))
-    assert single and {e.id for e in single} <= set(ids)  # same entries, same ids, whichever way they are read
+    singles = [[e.id for e in _replayed(_collector(tmp_path), os.path.join(path, f))]
+               for f in sorted(os.listdir(path))]
+    # Same entries, same ids, whichever way they are read: the files split the directory.
+    assert all(singles) and singles[0] + singles[1] == ids
     with pytest.raises(FileNotFoundError):
         c.replay(str(tmp_path / "nope.journal"), lambda events, pos: None)
