@@ -1,6 +1,7 @@
 """The one pipeline every event passes, in `agentd run` and `agentd replay` alike.
 
-    normalize (in the collector) -> redaction -> session join -> [detections] -> spool or output
+    normalize (in the collector) -> redaction -> session join -> process tree -> [detections]
+    -> spool or output
 
 Redaction is first: the session join keeps a timeline of command lines and
 keystrokes in the spool database, and later stages (detections) copy evidence,
@@ -16,6 +17,7 @@ stage never sees what it added itself. A new stage is added here, in one place.
 from __future__ import annotations
 
 from agent.base.events import Event
+from agent.pipeline.process_tree import ProcessTree
 from agent.pipeline.redact import Redactor
 from agent.pipeline.sessions import SessionTracker
 
@@ -40,6 +42,8 @@ class Pipeline:
             self.stages.append(RedactionStage(
                 Redactor(enabled=True, extra_patterns=agent_conf.get("redact_patterns") or ())))
         self.stages.append(self.sessions)
+        # After the join: a login's entry leader and source IP come from the session.
+        self.stages.append(ProcessTree(host, self.sessions, store=store, live=live))
 
     def apply(self, events: list) -> list:
         """Run events through every stage, in place; returns them plus what the stages added,

@@ -357,7 +357,13 @@ class SessionTracker:
                                          "bytes_transferred": s["bytes"], "alerts": s["alerts"]}}
         return doc
 
-    # -- queries (for `agentd sessions`) ---------------------------------------
+    # -- queries (for `agentd sessions` and later stages) ------------------------
+
+    def login_of(self, ses: str) -> Optional[dict]:
+        """The sshd monitor pid and login uid of a login (the process tree needs them)."""
+        with self._lock:
+            s = self.sessions.get(ses)
+            return None if s is None else {"sshd_pid": s.get("sshd_pid"), "auid": s.get("auid")}
 
     def snapshot(self) -> list:
         with self._lock:
