@@ -64,8 +64,14 @@ def show_session(state_dir: str, ident: str, out=sys.stdout) -> int:
     src = s.get("source") or {}
     out.write(f"session {sid}: {s.get('user')} from {src.get('ip', '?')} port {src.get('port', '?')}, "
               f"auth {(s.get('auth') or {}).get('method', '?')} {(s.get('auth') or {}).get('key_fingerprint', '')}\n")
-    labels = {"executed": "ran", "typed": "typed", "connected-to": "connect", "session-started": "login",
+    gaps = s.get("gaps") or []
+    if gaps:
+        out.write(f"timeline incomplete ({len(gaps)} gap{'s' if len(gaps) > 1 else ''}): "
+                  + "; ".join(g.get("message", "events lost") for g in gaps) + "\n")
+    labels = {"events-lost": "LOST", "executed": "ran", "typed": "typed", "connected-to": "connect", "session-started": "login",
               "session-ended": "logout", "file-uploaded": "upload", "file-downloaded": "download"}
     for ts, kind, text in events:
+        # One row per entry: a script typed or passed with -c keeps its newlines as \n.
+        text = text.replace("\r", "\\r").replace("\n", "\\n")
         out.write(f"  {_fmt(ts)}  {labels.get(kind, kind):<9} {text}\n")
     return 0

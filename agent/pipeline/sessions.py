@@ -39,6 +39,7 @@ KV_KEY = "sessions.v1"
 ENDED_TTL = 3600.0  # keep an ended session this long for late events (keystrokes flush at logout)
 IDLE_TTL = 14 * 86400.0
 PENDING_TTL = 600.0
+MAX_GAPS = 20  # per session: enough to say why its timeline is incomplete
 COUNTER_SAVE = 5.0  # a crash may lose this much of the per-session counters, nothing else
 
 
@@ -83,6 +84,19 @@ def _pid(doc: dict) -> Optional[int]:
         return None
 
 
+def _connect_target(doc: dict) -> str:
+    """What a connect reached: ip:port, [ipv6]:port, or the socket's path for a
+    unix socket (@name for an abstract one), else the address family."""
+    ip = _get(doc, "destination", "ip")
+    if ip:
+        port = _get(doc, "destination", "port")
+        return f"[{ip}]:{port}" if ":" in str(ip) else f"{ip}:{port}"
+    sock = _get(doc, "auditd", "data", "socket") or {}
+    if sock.get("path"):
+        return ("@" if sock.get("abstract") else "") + str(sock["path"])
+    return str(sock.get("family") or "?")
+
+
 def _tty_name(terminal) -> str:
     t = str(terminal or "")
     if t.startswith("/dev/"):
@@ -108,6 +122,7 @@ class SessionTracker:
         self._dirty = False  # logins, ends, accepts: saved with the next batch
         self._counted = False  # only counters moved: saved at most every COUNTER_SAVE s
         self._saved_at = 0.0
+        self._clock = 0.0  # the newest source event time seen: what expiry counts in
         self._load()
 
     # -- persistence ---------------------------------------------------------
@@ -136,10 +151,12 @@ class SessionTracker:
         if not (self._dirty or force) and self.now() - self._saved_at < COUNTER_SAVE:
             return
         with self._lock:
-            self._expire()
-            blob = dumps({"sessions": self.sessions, "by_pid": self.by_pid, "accepts": self.accepts})
+            # History first: a session that began and ended inside one batch of a
+            # catch-up must get its row before expiry may drop it from the table.
             history = [(s["id"], s.get("user"), s.get("start"), s.get("end"), dumps(s))
                        for ses, s in self.sessions.items() if ses in self._touched]
+            self._expire()
+            blob = dumps({"sessions": self.sessions, "by_pid": self.by_pid, "accepts": self.accepts})
             timeline, self._timeline = self._timeline, []
             self._touched = set()
             self._dirty = self._counted = False
@@ -151,7 +168,10 @@ class SessionTracker:
         ])
 
     def _expire(self) -> None:
-        now = self.now()
+        # In event time, not by the wall clock: over a backlog (a catch-up after
+        # downtime) a session that ended hours ago by the wall clock still gets the
+        # late records of its logout, which come right after it in the stream.
+        now = self._clock or self.now()
         for ses, s in list(self.sessions.items()):
             if (s.get("end") and now - s["end"] > ENDED_TTL) or now - s.get("last", now) > IDLE_TTL:
                 del self.sessions[ses]
@@ -165,6 +185,11 @@ class SessionTracker:
     def apply(self, doc: dict) -> list:
         """Attach ``session`` to ``doc`` when it belongs to one; returns new summary events."""
         with self._lock:
+            ev = doc.get("event", {})
+            if ev.get("module") != "agentd":
+                self._tick(doc)
+            elif ev.get("dataset") == "agentd.gap":
+                return self._gap(doc)
             extra = self._observe(doc)
             ses = _ses(doc)
             if ses is None:
@@ -187,11 +212,12 @@ class SessionTracker:
             self.accepts[pid] = {
                 "user": _get(doc, "user", "name"), "ip": _get(doc, "source", "ip"),
                 "port": _get(doc, "source", "port"), "auth": {k: v for k, v in auth.items() if v},
-                "seen": self.now(),
+                "seen": self._time(doc),
             }
             ses = self.by_pid.get(pid)
             if ses in self.sessions:
                 self._merge_accept(self.sessions[ses], pid)
+                self._touched.add(ses)  # its history row gains the method and key, even after its end
                 out += self._announce(self.sessions[ses])
             self._dirty = True
         elif rtype == "LOGIN" and pid is not None:
@@ -230,6 +256,34 @@ class SessionTracker:
                 out.append(self._summary(s, "session-ended"))
         return out
 
+    def _gap(self, doc: dict) -> list:
+        """Loss at a time a session was open makes that session's timeline incomplete:
+        the gap joins each such session's timeline and summary, and the gap event
+        names the session when there is exactly one."""
+        t = self._time(doc)
+        out: list = []
+        hit = [s for s in self.sessions.values()
+               if (s.get("start") or t) <= t and (not s.get("end") or t <= s["end"])]
+        g = (doc.get("agentd") or {}).get("gap") or {}
+        why = {"source": g.get("source"), "reason": g.get("reason"), "count": g.get("count"),
+               "message": doc.get("message") or g.get("detail") or "events lost"}
+        for s in hit:
+            gaps = s.setdefault("gaps", [])
+            if len(gaps) < MAX_GAPS:
+                gaps.append({k: v for k, v in why.items() if v is not None})
+            self._timeline.append((s["id"], t, "events-lost", why["message"]))
+            self._touched.add(s["ses"])
+            self._dirty = True
+            if s.get("end"):
+                # Audit holes are final only event_timeout after them: the session may
+                # have ended (and said it was complete) in between. Say it again, corrected.
+                out.append(self._summary(s, "session-ended", revision=len(gaps)))
+        if hit:
+            doc["agentd"]["gap"]["sessions"] = [s["id"] for s in hit]
+        if len(hit) == 1:
+            doc["session"] = self._public(hit[0])
+        return out
+
     def preload(self, docs: list) -> None:
         """Replay: the journal is known up front, so "Accepted …" facts can be
         in place before the audit LOGIN they belong to (journald stamps lines
@@ -264,7 +318,7 @@ class SessionTracker:
             "ses": ses, "id": f"{self.host.id}:{self.host.boot_id}:{ses}", "user": user,
             "auid": data.get("auid") or _get(doc, "user", "audit", "id"), "sshd_pid": pid, "start": self._time(doc),
             "source": {}, "auth": {}, "tty": self.pending_tty.pop(pid, ""),
-            "commands": 0, "hosts": [], "bytes": 0, "alerts": 0, "last": self.now(),
+            "commands": 0, "hosts": [], "bytes": 0, "alerts": 0, "last": self._time(doc),
         }
         self.sessions[ses] = s
         self.by_pid[pid] = ses
@@ -291,6 +345,13 @@ class SessionTracker:
         s["auth"].update(a.get("auth") or {})
         s["user"] = s.get("user") or a.get("user")
 
+    def _tick(self, doc: dict) -> None:
+        """Move the stream's clock: the newest event time seen, never past the wall
+        clock (one bogus future stamp must not expire every session at once)."""
+        ts = parse_rfc3339(doc.get("@timestamp"))
+        if ts is not None and ts > self._clock:
+            self._clock = min(ts, self.now())
+
     def _time(self, doc: dict) -> float:
         ts = parse_rfc3339(doc.get("@timestamp"))
         return self.now() if ts is None else ts
@@ -309,7 +370,7 @@ class SessionTracker:
 
     def _count(self, s: dict, doc: dict) -> None:
         action = doc["event"].get("action")
-        s["last"] = self.now()
+        s["last"] = max(s.get("last") or 0.0, self._time(doc))
         text = ""
         if action == "executed":
             s["commands"] += 1
@@ -318,7 +379,7 @@ class SessionTracker:
             ip = _get(doc, "destination", "ip")
             if ip and ip not in s["hosts"] and len(s["hosts"]) < 100:
                 s["hosts"].append(ip)
-            text = f"{ip}:{_get(doc, 'destination', 'port')} ({_get(doc, 'process', 'name') or '?'})"
+            text = f"{_connect_target(doc)} ({_get(doc, 'process', 'name') or '?'})"
         elif action in ("file-uploaded", "file-downloaded"):
             n = int(_get(doc, "transfer", "bytes") or 0)
             s["bytes"] += n
@@ -336,16 +397,20 @@ class SessionTracker:
         self._touched.add(s["ses"])
         self._counted = True
 
-    def _summary(self, s: dict, action: str) -> dict:
+    def _summary(self, s: dict, action: str, revision: int = 0) -> dict:
+        """A session's summary event; ``revision`` > 0 re-issues an ended session's
+        summary corrected by news that came after its end (a gap), under its own id."""
         ended = action == "session-ended"
         self._touched.add(s["ses"])
         src = s["source"]
-        self._timeline.append((s["id"], s["end"] if ended else s["start"], action,
-                               f"{s.get('user')} from {src.get('ip', '?')} port {src.get('port', '?')} "
-                               f"{(s['auth'] or {}).get('method', '')} {s.get('tty', '')}".strip()))
+        if not revision:
+            self._timeline.append((s["id"], s["end"] if ended else s["start"], action,
+                                   f"{s.get('user')} from {src.get('ip', '?')} port {src.get('port', '?')} "
+                                   f"{(s['auth'] or {}).get('method', '')} {s.get('tty', '')}".strip()))
         ts = s["end"] if ended else s["start"]
+        parts = (s["id"], action, revision) if revision else (s["id"], action)
         doc = base_doc(
-            host=self.host, timestamp=ts, event_id=make_event_id(self.host.id, "session", s["id"], action),
+            host=self.host, timestamp=ts, event_id=make_event_id(self.host.id, "session", *parts),
             module="agentd", dataset="agentd.session", kind="state", category=["session"],
             type=["end" if ended else "start"], action=action, outcome="success",
         )
@@ -353,8 +418,15 @@ class SessionTracker:
         doc["user"] = {"name": s.get("user")}
         if ended:
             doc["event"]["duration"] = int((s["end"] - s["start"]) * 1e9)
+            gaps = s.get("gaps") or []
             doc["agentd"] = {"session": {"commands": s["commands"], "hosts": list(s["hosts"]),
-                                         "bytes_transferred": s["bytes"], "alerts": s["alerts"]}}
+                                         "bytes_transferred": s["bytes"], "alerts": s["alerts"],
+                                         "complete": not gaps}}
+            doc["message"] = (f"session of {s.get('user')} ended: {s['commands']} commands, "
+                              f"{len(s['hosts'])} hosts, {s['bytes']} bytes transferred")
+            if gaps:
+                doc["agentd"]["session"]["gaps"] = [dict(g) for g in gaps]
+                doc["message"] += "; timeline incomplete: " + "; ".join(g["message"] for g in gaps)
         return doc
 
     # -- queries (for `agentd sessions` and later stages) ------------------------

@@ -94,3 +94,110 @@ def test_logout_closes_the_timeline_at_its_own_millisecond(tmp_path):
     t.commit(force=True)
     spool.close()
     assert kinds(show(tmp_path, "8")) == ["login", "connect", "logout"]
+
+
+def listing(tmp_path, since: str = "3650d") -> list:
+    buf = io.StringIO()
+    assert sessions_cli.list_sessions(str(tmp_path / "state"), since, "", out=buf) == 0
+    return buf.getvalue().splitlines()[1:]
+
+
+def test_a_catch_up_over_old_logins_keeps_their_history(tmp_path):
+    # The agent was down for a day; the backlog holds logins that ended long ago
+    # by the wall clock, each beginning and ending inside one batch.
+    t, spool = tracker(tmp_path, now=T0 + 86400)
+    for n, ses in enumerate(("16", "17")):
+        pid, at = 300 + n, T0 + 100 * n
+        out = feed(t, [login(ses, pid, at), accepted(pid, at + 0.001, 51000 + n),
+                       executed(ses, pid, at + 1, f"echo {ses}"), logout(ses, pid, at + 2)])
+        actions = [d["event"]["action"] for d in out]
+        assert actions.count("session-started") == actions.count("session-ended") == 1
+    # Keystrokes are flushed at logout: the TTY record comes after the end, in the next batch.
+    typed = audit("typed", "16", 300, T0 + 2.5, keystrokes={"lines": ["echo 16"]})
+    feed(t, [typed])
+    t.commit(force=True)
+    spool.close()
+    assert typed.get("session", {}).get("user") == "bob", "a late record of a caught-up session was not joined"
+    rows = listing(tmp_path)
+    assert [r.split()[0] for r in rows] == ["16", "17"], rows
+    assert kinds(show(tmp_path, "16")) == ["login", "ran", "logout", "typed"]
+    assert kinds(show(tmp_path, "17")) == ["login", "ran", "logout"]
+
+
+def test_ended_sessions_expire_an_hour_of_event_time_after_their_end(tmp_path):
+    t, spool = tracker(tmp_path, now=T0 + 86400)
+    feed(t, [login("20", 400, T0), accepted(400, T0, 52000), logout("20", 400, T0 + 2)])
+    feed(t, [login("21", 401, T0 + 1800)])  # another login half an hour later: 20 is still kept
+    assert "20" in t.sessions
+    feed(t, [executed("21", 401, T0 + 3700, "true")])  # over an hour after 20's end
+    t.commit(force=True)
+    assert "20" not in t.sessions
+    spool.close()
+    assert [r.split()[0] for r in listing(tmp_path)] == ["20", "21"]  # the history stays
+
+
+def test_unix_socket_connects_show_the_socket(tmp_path):
+    t, spool = tracker(tmp_path, now=T0 + 5)
+    abstract = unix_connect("9", 500, T0 + 1, path="/org/freedesktop/systemd1/notify")
+    abstract["auditd"]["data"]["socket"]["abstract"] = True
+    inet6 = audit("connected-to", "9", 500, T0 + 1.5, name="ssh", destination={"ip": "::1", "port": 2222})
+    feed(t, [login("9", 500, T0), accepted(500, T0, 53000), unix_connect("9", 500, T0 + 0.5), abstract, inet6,
+             logout("9", 500, T0 + 2)])
+    t.commit(force=True)
+    spool.close()
+    rows = [line.split(None, 3)[3] for line in show(tmp_path, "9")[1:] if " connect " in line]
+    assert rows == ["/dev/log (sshd)", "@/org/freedesktop/systemd1/notify (sshd)", "[::1]:2222 (ssh)"]
+
+
+def gap(ts: float, message: str = "auditd: serials 1820-1820 missing from the log (1)") -> dict:
+    from agent.base.gaps import gap_doc
+
+    return gap_doc(HOST, "auditd", "sequence-gap", "serials 1820-1820", count=1, timestamp=ts) | {"message": message}
+
+
+def test_a_gap_inside_a_session_marks_its_timeline_and_summary_incomplete(tmp_path):
+    t, spool = tracker(tmp_path, now=T0 + 60)
+    lost = gap(T0 + 1)
+    feed(t, [login("30", 600, T0), accepted(600, T0, 54000), login("31", 601, T0 + 0.5), accepted(601, T0, 54001),
+             logout("31", 601, T0 + 0.8)])  # 31 ended before the loss: complete
+    feed(t, [lost])
+    out = feed(t, [executed("30", 600, T0 + 1.5, "id"), logout("30", 600, T0 + 2)])
+    t.commit(force=True)
+    spool.close()
+    assert lost["session"]["id"].endswith(":30") and lost["agentd"]["gap"]["sessions"] == [lost["session"]["id"]]
+    ended = [d for d in out if d["event"]["action"] == "session-ended"][0]
+    assert ended["agentd"]["session"]["complete"] is False
+    assert ended["agentd"]["session"]["gaps"][0]["reason"] == "sequence-gap"
+    assert "timeline incomplete: auditd: serials 1820-1820 missing" in ended["message"]
+    lines = show(tmp_path, "30")
+    assert lines[1].startswith("timeline incomplete (1 gap): auditd: serials 1820-1820 missing")
+    assert kinds(lines[1:]) == ["login", "LOST", "ran", "logout"]
+    assert [line for line in lines if " LOST " in line][0].endswith("auditd: serials 1820-1820 missing from the log (1)")
+    assert len(show(tmp_path, "31")) == 3 and "LOST" not in kinds(show(tmp_path, "31"))
+
+
+def test_a_gap_found_after_the_session_ended_reissues_its_summary(tmp_path):
+    # An audit hole is final only event_timeout after it: the session may be over by then.
+    t, spool = tracker(tmp_path, now=T0 + 60)
+    first = feed(t, [login("40", 700, T0), accepted(700, T0, 55000), logout("40", 700, T0 + 1)])
+    lost = gap(T0 + 0.5)
+    again = feed(t, [lost])[1:]
+    t.commit(force=True)
+    spool.close()
+    before = [d for d in first if d["event"]["action"] == "session-ended"][0]
+    assert before["agentd"]["session"]["complete"] is True
+    assert [d["event"]["action"] for d in again] == ["session-ended"]
+    assert again[0]["agentd"]["session"]["complete"] is False and again[0]["event"]["id"] != before["event"]["id"]
+    assert "timeline incomplete" in again[0]["message"]
+    assert kinds(show(tmp_path, "40")[1:]) == ["login", "LOST", "logout"]
+
+
+def test_one_row_per_entry_even_for_a_multi_line_command(tmp_path):
+    t, spool = tracker(tmp_path, now=T0 + 60)
+    feed(t, [login("41", 800, T0), accepted(800, T0, 56000),
+             executed("41", 800, T0 + 0.5, "bash -c for x in 1 2;\ndo echo $x;\ndone"), logout("41", 800, T0 + 1)])
+    t.commit(force=True)
+    spool.close()
+    lines = show(tmp_path, "41")
+    assert kinds(lines) == ["login", "ran", "logout"]
+    assert lines[2].endswith("bash -c for x in 1 2;\\ndo echo $x;\\ndone")
