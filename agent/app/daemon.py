@@ -165,7 +165,8 @@ def run(cfg: Config) -> int:
 
     rt = Runtime(cfg)
     rt.start()
-    server = status.serve(cfg.agent["status_listen"], rt.snapshot) if cfg.agent["status_listen"] else None
+    endpoint = status.Endpoint(lambda: rt.snapshot())  # the current runtime's, also after a reload
+    endpoint.set(cfg.agent["status_listen"])
     notify.notify("READY=1\nSTATUS=running")
     wd = notify.watchdog_interval()
     last_wd = last_status = 0.0
@@ -185,12 +186,12 @@ def run(cfg: Config) -> int:
             signum = signals.pop(0)
             if signum == signal.SIGHUP:
                 rt = _reload(rt)
+                endpoint.set(rt.cfg.agent["status_listen"])
                 continue
             log.info("agentd stopping (signal %d)", signum)
             notify.notify("STOPPING=1")
             snap = rt.stop(rt.cfg.agent["shutdown_timeout"])
-            if server:
-                server.shutdown()
+            endpoint.close()
             snap["stopped"] = True
             status.write_file(status_path, snap)
             return 0

@@ -4,11 +4,14 @@ that prints it for a person, and an optional Prometheus text endpoint."""
 from __future__ import annotations
 
 import http.server
+import logging
 import os
 import threading
 import time
 
 from agent.base.events import dumps, loads
+
+log = logging.getLogger("agentd.status")
 
 
 def write_file(path: str, snap: dict) -> None:
@@ -98,7 +101,11 @@ def serve(listen: str, snapshot):
             if self.path.split("?")[0] != "/metrics":
                 self.send_error(404)
                 return
-            body = render_prometheus(snapshot()).encode()
+            try:
+                body = render_prometheus(snapshot()).encode()
+            except Exception as e:  # a runtime stopping for a reload, between two snapshots
+                self.send_error(503, f"agentd is reloading ({type(e).__name__})")
+                return
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.send_header("Content-Length", str(len(body)))
@@ -111,3 +118,31 @@ def serve(listen: str, snapshot):
     server = http.server.ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
     threading.Thread(target=server.serve_forever, name="status-http", daemon=True).start()
     return server
+
+
+class Endpoint:
+    """The /metrics server, following the running configuration across reloads:
+    ``snapshot`` looks up the runtime current at each request, and a changed
+    ``status_listen`` moves the server."""
+
+    def __init__(self, snapshot):
+        self.snapshot = snapshot
+        self.listen = ""
+        self.server = None
+
+    def set(self, listen: str) -> None:
+        if listen == self.listen:
+            return
+        self.close()
+        self.listen = listen
+        if listen:
+            try:
+                self.server = serve(listen, self.snapshot)
+            except OSError as e:  # the data path does not depend on it: say so and go on
+                log.error("status_listen %s: cannot listen: %s", listen, e.strerror or e)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
