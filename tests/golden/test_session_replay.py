@@ -5,25 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CAPTURE = os.path.join(REPO, "tests", "captures", "bastion1")
+from tests.captures.replay import CAPTURE, replay
 
 
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory):
-    out = tmp_path_factory.mktemp("replay") / "events.jsonl"
-    proc = subprocess.run(
-        [sys.executable, "-m", "agent.app.cli", "replay", "--audit-log", os.path.join(CAPTURE, "audit.log"),
-         "--journal", os.path.join(CAPTURE, "journal.json"), "-o", str(out),
-         "--dead-letter", str(out) + ".dead"], cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    with open(out, "rb") as f:
-        return [json.loads(line) for line in f]
+    return replay(tmp_path_factory.mktemp("replay") / "events.jsonl")
 
 
 @pytest.fixture(scope="module")

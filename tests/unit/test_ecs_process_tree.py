@@ -9,27 +9,14 @@ from __future__ import annotations
 import collections
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from agent.base.events import HostInfo
 from agent.pipeline import process_tree
 from agent.pipeline.process_tree import ProcessTree, tty_device
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CAPTURE = os.path.join(REPO, "tests", "captures", "bastion1")
-
-
-def _replay(out) -> list:
-    proc = subprocess.run(
-        [sys.executable, "-m", "agent.app.cli", "replay", "--audit-log", os.path.join(CAPTURE, "audit.log"),
-         "--journal", os.path.join(CAPTURE, "journal.json"), "-o", str(out),
-         "--dead-letter", str(out) + ".dead"], cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    with open(out, "rb") as f:
-        return [json.loads(line) for line in f]
+from tests.captures.replay import CAPTURE
+from tests.captures.replay import replay as _replay
 
 
 @pytest.fixture(scope="module")
