@@ -19,6 +19,12 @@ import orjson
 
 from agent import __version__
 
+# Top-level objects of agentd's own (not ECS field sets); README "ECS" lists what each holds.
+# Everything else in an event is an ECS field (tests/unit/test_ecs_fields.py checks it).
+CUSTOM_OBJECTS = frozenset((
+    "session", "keystrokes", "transfer", "agentd", "auditd", "journald", "sshd", "sftp", "sudo",
+))
+
 # Positions are plain JSON-able dicts owned by the collector that made them, e.g.
 # {"dev": 2049, "ino": 1234, "offset": 5678} for the audit log or {"cursor": "s=…"}
 # for the journal. The spool stores them verbatim next to the events.
