@@ -19,6 +19,7 @@ from __future__ import annotations
 from agent.base.events import Event
 from agent.pipeline.process_tree import ProcessTree
 from agent.pipeline.redact import Redactor
+from agent.pipeline.session_store import SessionStore
 from agent.pipeline.sessions import SessionTracker
 
 
@@ -36,7 +37,8 @@ class RedactionStage:
 
 class Pipeline:
     def __init__(self, agent_conf: dict, host, store=None, live: bool = False, expect_journal: bool = False):
-        self.sessions = SessionTracker(host, store=store, live=live, expect_journal=expect_journal)
+        self.sessions = SessionTracker(host, store=SessionStore(store) if store is not None else None, live=live,
+                                       expect_journal=expect_journal)
         self.stages: list = []
         if agent_conf.get("redact", True):
             self.stages.append(RedactionStage(

@@ -27,15 +27,13 @@ from typing import Optional
 from agent.base.events import (
     HostInfo,
     base_doc,
-    dumps,
-    loads,
     make_event_id,
     parse_rfc3339,
     rfc3339,
 )
+from agent.pipeline.session_store import TimelineRow
 
 UNSET = ("4294967295", "-1", "", None, "unset")
-KV_KEY = "sessions.v1"
 ENDED_TTL = 3600.0  # keep an ended session this long for late events (keystrokes flush at logout)
 IDLE_TTL = 14 * 86400.0
 PENDING_TTL = 600.0
@@ -110,14 +108,14 @@ class SessionTracker:
         self.host = host
         self.live = live
         self.expect_journal = expect_journal
-        self.store = store  # the Spool (kv_get, transaction), or None (replay)
+        self.store = store  # a SessionStore, or None (replay keeps nothing)
         self.now = now
         self._lock = threading.Lock()
         self.sessions: dict = {}  # ses -> state
         self.by_pid: dict = {}  # sshd monitor pid -> ses
         self.accepts: dict = {}  # sshd monitor pid -> facts from "Accepted …"
         self.pending_tty: dict = {}  # monitor pid -> tty seen before its LOGIN
-        self._timeline: list = []  # (session id, ts, kind, text) not yet stored
+        self._timeline: list = []  # TimelineRow not yet stored
         self._touched: set = set()  # ses whose history row needs rewriting
         self._dirty = False  # logins, ends, accepts: saved with the next batch
         self._counted = False  # only counters moved: saved at most every COUNTER_SAVE s
@@ -128,14 +126,8 @@ class SessionTracker:
     # -- persistence ---------------------------------------------------------
 
     def _load(self) -> None:
-        if self.store is None:
-            return
-        raw = self.store.kv_get(KV_KEY)
-        if not raw:
-            return
-        try:
-            data = loads(raw)
-        except ValueError:
+        data = self.store.load_state() if self.store is not None else None
+        if not data:
             return
         self.sessions = data.get("sessions", {})
         self.by_pid = {int(k): v for k, v in data.get("by_pid", {}).items()}
@@ -153,19 +145,14 @@ class SessionTracker:
         with self._lock:
             # History first: a session that began and ended inside one batch of a
             # catch-up must get its row before expiry may drop it from the table.
-            history = [(s["id"], s.get("user"), s.get("start"), s.get("end"), dumps(s))
-                       for ses, s in self.sessions.items() if ses in self._touched]
+            changed = [s for ses, s in self.sessions.items() if ses in self._touched]
             self._expire()
-            blob = dumps({"sessions": self.sessions, "by_pid": self.by_pid, "accepts": self.accepts})
-            timeline, self._timeline = self._timeline, []
+            self._saved_at = self.now()
+            self.store.save({"sessions": self.sessions, "by_pid": self.by_pid, "accepts": self.accepts},
+                            changed, self._timeline, self._saved_at)
+            self._timeline = []
             self._touched = set()
             self._dirty = self._counted = False
-            self._saved_at = self.now()
-        self.store.transaction([
-            ("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (KV_KEY, blob, self._saved_at), False),
-            ("INSERT OR REPLACE INTO session_history VALUES (?, ?, ?, ?, ?)", history, True),
-            ("INSERT INTO timeline VALUES (?, ?, ?, ?)", timeline, True),
-        ])
 
     def _expire(self) -> None:
         # In event time, not by the wall clock: over a backlog (a catch-up after
@@ -271,7 +258,7 @@ class SessionTracker:
             gaps = s.setdefault("gaps", [])
             if len(gaps) < MAX_GAPS:
                 gaps.append({k: v for k, v in why.items() if v is not None})
-            self._timeline.append((s["id"], t, "events-lost", why["message"]))
+            self._timeline.append(TimelineRow(s["id"], t, "events-lost", why["message"]))
             self._touched.add(s["ses"])
             self._dirty = True
             if s.get("end"):
@@ -393,7 +380,7 @@ class SessionTracker:
             s["alerts"] += 1
             text = _get(doc, "rule", "name") or "alert"
         if text:
-            self._timeline.append((s["id"], self._time(doc), action, text))
+            self._timeline.append(TimelineRow(s["id"], self._time(doc), action, text))
         self._touched.add(s["ses"])
         self._counted = True
 
@@ -404,7 +391,7 @@ class SessionTracker:
         self._touched.add(s["ses"])
         src = s["source"]
         if not revision:
-            self._timeline.append((s["id"], s["end"] if ended else s["start"], action,
+            self._timeline.append(TimelineRow(s["id"], s["end"] if ended else s["start"], action,
                                    f"{s.get('user')} from {src.get('ip', '?')} port {src.get('port', '?')} "
                                    f"{(s['auth'] or {}).get('method', '')} {s.get('tty', '')}".strip()))
         ts = s["end"] if ended else s["start"]

@@ -36,13 +36,6 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS positions (collector TEXT PRIMARY KEY, position TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cursors (shipper TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, updated REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS session_history (
-    id TEXT PRIMARY KEY, user TEXT, start REAL, end REAL, summary BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS timeline (
-    session_id TEXT NOT NULL, ts REAL NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS timeline_session ON timeline (session_id, ts);
 """
 
 
@@ -252,7 +245,7 @@ class Spool:
                 self._space.notify_all()
             return n
 
-    # -- key/value state (sessions) and status --------------------------------
+    # -- key/value state and transactions for the stages (sessions: session_store.py) --
 
     def kv_get(self, key: str) -> Optional[bytes]:
         with self._lock:

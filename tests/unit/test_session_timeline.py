@@ -9,6 +9,7 @@ import io
 
 from agent.app import sessions_cli
 from agent.base.events import HostInfo, rfc3339
+from agent.pipeline.session_store import SessionStore
 from agent.pipeline.sessions import SessionTracker
 from agent.pipeline.spool import Spool
 
@@ -53,7 +54,7 @@ def logout(ses: str, pid: int, ts: float) -> dict:
 
 def tracker(tmp_path, now: float, spool=None):
     spool = spool or Spool(str(tmp_path / "state" / "spool.db"))
-    return SessionTracker(HOST, store=spool, now=lambda: now, live=False, expect_journal=True), spool
+    return SessionTracker(HOST, store=SessionStore(spool), now=lambda: now, live=False, expect_journal=True), spool
 
 
 def feed(t: SessionTracker, docs: list) -> list:
