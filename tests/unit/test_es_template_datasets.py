@@ -9,28 +9,21 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from collectors.journald.collector import JournaldCollector
 from collectors.journald.common import generic
 from shippers.elasticsearch import ElasticsearchShipper
+from tests.captures.replay import replay
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "packaging" / "elasticsearch" / "agentd-index-template.json"
-CAPTURE = REPO / "tests" / "captures" / "bastion1"
 # dataset="x.y", "dataset": "x.y", and the auditd builders' positional "auditd.x" names
 LITERAL = re.compile(r"""(?:dataset\s*[=:]\s*|["']dataset["']\s*:\s*)["']([a-z_]+\.[a-z_]+)["']|["'](auditd\.[a-z_]+)["']""")
 
 
 def _emitted_by_the_capture(tmp_path) -> set:
-    out = tmp_path / "events.jsonl"
-    p = subprocess.run([sys.executable, "-m", "agent.app.cli", "replay", "--audit-log", str(CAPTURE / "audit.log"),
-                        "--journal", str(CAPTURE / "journal.json"), "-o", str(out),
-                        "--dead-letter", str(tmp_path / "dead")], cwd=REPO, capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
-    return {json.loads(line)["event"]["dataset"] for line in out.read_text().splitlines() if line.strip()}
+    return {e["event"]["dataset"] for e in replay(tmp_path / "events.jsonl")}
 
 
 def _named_in_the_code() -> set:
