@@ -37,6 +37,7 @@ UNSET = ("4294967295", "-1", "", None, "unset")
 ENDED_TTL = 3600.0  # keep an ended session this long for late events (keystrokes flush at logout)
 IDLE_TTL = 14 * 86400.0
 PENDING_TTL = 600.0
+PEER_FRESH = 60.0  # a login this recent still has its sshd monitor (for _peer_of)
 MAX_GAPS = 20  # per session: enough to say why its timeline is incomplete
 COUNTER_SAVE = 5.0  # a crash may lose this much of the per-session counters, nothing else
 
@@ -311,7 +312,9 @@ class SessionTracker:
         self.by_pid[pid] = ses
         if pid in self.accepts:
             self._merge_accept(s, pid)
-        elif self.live:
+        elif self.live and self.now() - s["start"] < PEER_FRESH:
+            # Only a login that is happening now: a backlog's monitor pid is gone or,
+            # worse, reused by a process whose peer has nothing to do with the login.
             s["source"].update(self._peer_of(pid))
         self._dirty = True
 

@@ -202,3 +202,25 @@ def test_one_row_per_entry_even_for_a_multi_line_command(tmp_path):
     lines = show(tmp_path, "41")
     assert kinds(lines) == ["login", "ran", "logout"]
     assert lines[2].endswith("bash -c for x in 1 2;\\ndo echo $x;\\ndone")
+
+
+def test_a_backlog_login_takes_no_peer_from_a_process_that_now_has_its_pid(tmp_path):
+    import os
+    import socket
+
+    # This test process plays the unrelated process that now has the old sshd's pid.
+    srv = socket.create_server(("127.0.0.1", 0))
+    cli = socket.create_connection(srv.getsockname())
+    conn, _ = srv.accept()
+    try:
+        spool = Spool(str(tmp_path / "state" / "spool.db"))
+        live = SessionTracker(HOST, store=SessionStore(spool), now=lambda: T0 + 86400, live=True)
+        feed(live, [login("50", os.getpid(), T0)])
+        assert live.sessions["50"]["source"] == {}, "a caught-up login took a live process's peer"
+        fresh = SessionTracker(HOST, now=lambda: T0 + 1, live=True)
+        fresh.apply(login("51", os.getpid(), T0))
+        assert fresh.sessions["51"]["source"].get("ip") == "127.0.0.1"  # a login happening now does
+        spool.close()
+    finally:
+        for s in (cli, conn, srv):
+            s.close()
