@@ -59,6 +59,7 @@ class Bench:
 
 BENCHES = [
     Bench("spool", "spool_bench.py", 900, "SQLite spool write / read+purge throughput", call_main=True),
+    Bench("redact", "redact_bench.py", 300, "redaction strings/s and events/s (corpus + golden events)"),
     Bench("audit_replay", "audit_replay.py", 1200, "parse + normalize throughput on a recorded audit capture"),
     Bench("ship", "ship.py", 1200, "shipper throughput"),
     Bench("agent_rss", "agent_rss.py", 420, "agentd RSS and CPU vs auditd under live ssh load"),

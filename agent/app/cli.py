@@ -13,11 +13,16 @@ from agent.base.config import DEFAULT_PATH, ConfigError, load_config
 def _load(path: str):
     """Load the config or print every problem and return None."""
     try:
-        return load_config(path)
+        cfg = load_config(path)
     except ConfigError as e:
         for line in e.lines:
             print(line, file=sys.stderr)
         return None
+    from agent.pipeline.pipeline import check_conf
+    errors = check_conf(cfg.agent)
+    for key, msg in errors:
+        print(f"Error: {path} [agent] {key}: {msg}", file=sys.stderr)
+    return None if errors else cfg
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

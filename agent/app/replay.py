@@ -17,12 +17,15 @@ import sys
 
 from agent.base.component import RunContext
 from agent.base.config import AGENT_OPTIONS, ConfigError, load_config
-from agent.pipeline.pipeline import Pipeline
+from agent.pipeline.pipeline import Pipeline, check_conf
 
 
 def _confs(path):
     if path:
         cfg = load_config(path)
+        errors = check_conf(cfg.agent)
+        if errors:
+            raise ConfigError([f"Error: {path} [agent] {key}: {msg}" for key, msg in errors])
         return cfg.agent, {c.type_name: c.conf for c in cfg.collectors}
     return {k: o.default_value() for k, o in AGENT_OPTIONS.items()}, {}
 

@@ -22,6 +22,14 @@ def _check_listen(value: str) -> None:
         raise ValueError(f"{value!r} is not host:port, e.g. 127.0.0.1:9977")
 
 
+def _check_patterns(value: list) -> None:
+    for p in value or ():
+        try:
+            re.compile(p)
+        except re.error as e:
+            raise ValueError(f"{p!r} is not a regular expression: {e}") from None
+
+
 AGENT_OPTIONS: dict = {
     "host_name": Option("str", "", "host.name on every event; empty means this machine's hostname"),
     "state_dir": Option("path", "/var/lib/agentd", "where the spool database and dead-letter files live"),
@@ -40,7 +48,12 @@ AGENT_OPTIONS: dict = {
     "retry_max_backoff": Option("duration", "60s", "cap on the wait between retries of a failing shipper", minimum=0.1),
     "shutdown_timeout": Option("duration", "10s", "how long SIGTERM may take to flush before the agent exits", minimum=0),
     "redact": Option("bool", "true", "mask secrets (passwords, tokens) in keystrokes, arguments and originals"),
-    "redact_patterns": Option("list", "", "extra regular expressions to mask, comma- or newline-separated"),
+    "redact_patterns": Option("list", "", "extra regular expressions to mask (the whole match, or group 1), "
+                              "comma- or newline-separated", check=_check_patterns),
+    "redact_names": Option("list", "", "extra names whose value is a secret, as NAME=value, --name value, "
+                           "name: value (e.g. CORP_CRED, x-corp-auth); case-insensitive"),
+    "redact_disable": Option("list", "", "built-in redaction rules to turn off, by name (see "
+                             "agent/pipeline/redact_rules.py, e.g. snmp, prompt-line, debconf-password)"),
     "status_listen": Option(
         "str", "", "host:port of a Prometheus /metrics endpoint; empty means off (keep it on 127.0.0.1)",
         check=_check_listen,

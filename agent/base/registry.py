@@ -22,6 +22,13 @@ SHIPPERS = {
 
 KINDS = {"collector": COLLECTORS, "shipper": SHIPPERS}
 
+# event.module -> how that source's raw forms (event.original, keystrokes.text) are re-encoded
+# after masking. The redaction stage asks here by the event's module, so the pipeline never
+# imports a collector and a source's wire format stays in its package.
+RAW_TEXT = {
+    "auditd": "collectors.auditd.raw_redact:RAW_TEXT",
+}
+
 
 class RegistryError(Exception):
     pass
@@ -42,3 +49,22 @@ def load(kind: str, type_name: str):
 
 def all_types(kind: str) -> list:
     return sorted(KINDS[kind])
+
+
+_raw_text_cache: dict = {}
+
+
+def raw_text(module: str):
+    """The raw-form redactor of an event.module, or None (the stage then masks the raw text as
+    plain text). Raises RegistryError when one is declared but cannot be loaded."""
+    if module not in _raw_text_cache:
+        target = RAW_TEXT.get(module)
+        if target is None:
+            _raw_text_cache[module] = None
+        else:
+            module_name, _, attr = target.partition(":")
+            try:
+                _raw_text_cache[module] = getattr(importlib.import_module(module_name), attr)
+            except ImportError as e:
+                raise RegistryError(f"raw text redactor for {module!r} cannot be loaded: {e}") from None
+    return _raw_text_cache[module]

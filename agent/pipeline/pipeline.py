@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from agent.base.events import Event
 from agent.pipeline.process_tree import ProcessTree
-from agent.pipeline.redact import Redactor
+from agent.pipeline.redact import Redactor, rule_names
 from agent.pipeline.session_store import SessionStore
 from agent.pipeline.sessions import SessionTracker
 
@@ -35,14 +35,23 @@ class RedactionStage:
         pass
 
 
+def check_conf(agent_conf: dict) -> list:
+    """[(key, message)] for [agent] settings only the stages can judge (rule names)."""
+    unknown = sorted(set(agent_conf.get("redact_disable") or ()) - rule_names())
+    if unknown:
+        return [("redact_disable", f"unknown rule(s) {', '.join(unknown)}; known: {', '.join(sorted(rule_names()))}")]
+    return []
+
+
 class Pipeline:
     def __init__(self, agent_conf: dict, host, store=None, live: bool = False, expect_journal: bool = False):
         self.sessions = SessionTracker(host, store=SessionStore(store) if store is not None else None, live=live,
                                        expect_journal=expect_journal)
         self.stages: list = []
         if agent_conf.get("redact", True):
-            self.stages.append(RedactionStage(
-                Redactor(enabled=True, extra_patterns=agent_conf.get("redact_patterns") or ())))
+            self.stages.append(RedactionStage(Redactor(
+                enabled=True, extra_patterns=agent_conf.get("redact_patterns") or (),
+                disabled=agent_conf.get("redact_disable") or (), extra_names=agent_conf.get("redact_names") or ())))
         self.stages.append(self.sessions)
         # After the join: a login's entry leader and source IP come from the session.
         self.stages.append(ProcessTree(host, self.sessions, store=store, live=live))

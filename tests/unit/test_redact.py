@@ -14,13 +14,13 @@ R = Redactor()
 
 
 def tty_event(data: bytes, comm: str = "bash") -> dict:
-    return {"event": {"dataset": "auditd.tty", "original": "type=TTY msg=audit(1.0:1): tty pid=1 comm=\"%s\" data=%s"
+    return {"event": {"module": "auditd", "dataset": "auditd.tty", "original": "type=TTY msg=audit(1.0:1): tty pid=1 comm=\"%s\" data=%s"
                       % (comm, data.hex().upper())},
             "process": {"name": comm}, "keystrokes": keystrokes_fields(data)}
 
 
 def exec_event(args: list) -> dict:
-    return {"event": {"dataset": "auditd.process", "original": "type=EXECVE msg=audit(1.0:2): argc=%d %s" % (
+    return {"event": {"module": "auditd", "dataset": "auditd.process", "original": "type=EXECVE msg=audit(1.0:2): argc=%d %s" % (
         len(args), " ".join('a%d="%s"' % (i, a) if " " not in a else "a%d=%s" % (i, a.encode().hex().upper())
                             for i, a in enumerate(args)))},
             "process": {"args": list(args), "command_line": " ".join(args), "title": " ".join(args)}}
@@ -162,7 +162,7 @@ def test_message_and_auditd_data_fields():
 
 def test_proctitle_hex_in_original_is_masked():
     title = b"mysql\x00-pHunter2\x00db".hex().upper()
-    doc = {"event": {"original": "type=PROCTITLE msg=audit(1.0:3): proctitle=" + title}}
+    doc = {"event": {"module": "auditd", "original": "type=PROCTITLE msg=audit(1.0:3): proctitle=" + title}}
     assert R.apply(doc)
     assert title not in doc["event"]["original"]
     assert bytes.fromhex(doc["event"]["original"].split("proctitle=")[1]) == b"mysql\x00-p********\x00db"

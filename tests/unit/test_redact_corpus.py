@@ -1,0 +1,100 @@
+"""Precision and recall of redaction on a corpus of real bastion command lines.
+
+tests/unit/data/redaction/clean.txt: lines that hold no secret and must stay exactly as typed.
+tests/unit/data/redaction/secrets.txt: lines with a secret between ⟦ and ⟧; the line without the
+brackets must come out with exactly the bracketed parts replaced by ******** (the rest as typed).
+Each line is checked as text (command_line, keystroke lines) and, split like a shell does, as an
+argument vector (process.args).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+
+import pytest
+
+from agent.pipeline.redact import MASK, Redactor
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "redaction")
+R = Redactor()
+
+
+def _lines(name: str) -> list:
+    with open(os.path.join(DATA, name), encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.strip() and not line.startswith("#")]
+
+
+CLEAN = _lines("clean.txt")
+SECRETS = _lines("secrets.txt")
+
+
+def _plain(marked: str) -> str:
+    return marked.replace("⟦", "").replace("⟧", "")
+
+
+def _expected(marked: str) -> str:
+    return re.sub("⟦.*?⟧", MASK, marked)
+
+
+def _argv(line: str):
+    """The argument vector of a single command line (None for pipelines and substitutions,
+    whose parts are separate processes)."""
+    if any(x in line for x in ("|", "<<<", "$(", ";")):
+        return None
+    try:
+        return shlex.split(line)
+    except ValueError:
+        return None
+
+
+def test_corpus_size():
+    assert len(CLEAN) >= 150 and len(SECRETS) >= 100
+    assert len(set(CLEAN)) == len(CLEAN) and len(set(SECRETS)) == len(SECRETS)
+
+
+def test_precision_and_recall_on_the_corpus():
+    false_pos = [line for line in CLEAN if R.redact_text(line)[0] != line]
+    misses = [line for line in SECRETS if R.redact_text(_plain(line))[0] != _expected(line)]
+    masked_right = len(SECRETS) - len(misses)
+    precision = masked_right / max(1, masked_right + len(false_pos))
+    recall = masked_right / len(SECRETS)
+    print(f"\nredaction corpus: {len(CLEAN)} clean, {len(SECRETS)} with secrets; "
+          f"precision {precision:.1%}, recall {recall:.1%}")
+    assert not false_pos, "changed although clean:\n" + "\n".join(
+        f"  {line}\n  -> {R.redact_text(line)[0]}" for line in false_pos)
+    assert not misses, "not masked as expected:\n" + "\n".join(
+        f"  {_plain(line)}\n  -> {R.redact_text(_plain(line))[0]}\n  want {_expected(line)}" for line in misses)
+
+
+@pytest.mark.parametrize("line", CLEAN)
+def test_clean_args_untouched(line):
+    argv = _argv(line)
+    if argv is not None:
+        assert R.redact_args(argv) == (argv, False)
+
+
+@pytest.mark.parametrize("line", SECRETS)
+def test_secret_args_masked_and_mask_is_stable(line):
+    expected = _expected(line)
+    assert R.redact_text(expected) == (expected, False), "masking twice changes nothing"
+    argv = _argv(_plain(line))
+    if argv is None:
+        return
+    masked, changed = R.redact_args(argv)
+    assert changed
+    joined = " ".join(masked)
+    for secret in re.findall("⟦(.*?)⟧", line):
+        secret = secret.strip("'\"")
+        assert len(secret) < 5 or secret not in joined, f"{secret!r} left in {masked}"
+
+
+def test_rules_can_be_disabled_and_names_added():
+    line = "mysql -u root -pS3cr3tPw -h db01"
+    assert Redactor(disabled=["mysql"]).redact_text(line) == (line, False)
+    assert Redactor(disabled=["secret-name"]).redact_text("export DB_PASS=x1") == ("export DB_PASS=x1", False)
+    corp = Redactor(extra_names=["CORP_CRED", "x-corp-auth"])
+    assert corp.redact_text("CORP_CRED=abc123 ./deploy")[0] == "CORP_CRED=******** ./deploy"
+    assert corp.redact_text("curl -H 'X-Corp-Auth: abc' https://h")[0] == "curl -H 'X-Corp-Auth: ********' https://h"
+    assert corp.redact_text("deploy --corp-cred abc123")[0] == "deploy --corp-cred ********"
