@@ -166,3 +166,40 @@ def test_proctitle_hex_in_original_is_masked():
     assert R.apply(doc)
     assert title not in doc["event"]["original"]
     assert bytes.fromhex(doc["event"]["original"].split("proctitle=")[1]) == b"mysql\x00-p********\x00db"
+
+
+def test_ssh_options_left_as_typed_and_not_tagged():
+    line = "ssh -o StrictHostKeyChecking=no -o PubkeyAuthentication=yes admin@10.0.0.5"
+    doc = exec_event(line.split())
+    before = dumps(doc)
+    assert not R.apply(doc) and dumps(doc) == before and "tags" not in doc
+    doc = tty_event(line.encode() + b"\r")
+    assert not R.apply(doc) and doc["keystrokes"]["lines"] == [line] and "tags" not in doc
+
+
+def test_keep_original_raw_records_are_not_masked_by_their_keys():
+    # SYSCALL's a0..a3 are hex numbers (odd length too), not EXECVE arguments; key="exec" is a rule key
+    orig = ('type=SYSCALL msg=audit(1.0:7): arch=c000003e syscall=59 success=yes exit=0 a0=5 a1=7ffd2 '
+            'a2=3 a3=0 items=2 ppid=1 pid=2 auid=1000 uid=0 comm="id" exe="/usr/bin/id" key="exec"\n'
+            'type=EXECVE msg=audit(1.0:7): argc=1 a0="id"')
+    doc = {"event": {"module": "auditd", "original": orig}, "process": {"args": ["id"]}}
+    assert not R.apply(doc) and doc["event"]["original"] == orig and "tags" not in doc
+
+
+def test_hex_execve_argument_is_masked_and_reencoded():
+    doc = exec_event(["sshpass", "-p", "pass word9", "ssh", "-p", "2222", "h"])
+    assert R.apply(doc)
+    orig = doc["event"]["original"]
+    assert "pass word9".encode().hex().upper() not in orig and 'a2="********"' in orig and 'a5="2222"' in orig
+    assert doc["process"]["args"] == ["sshpass", "-p", MASK, "ssh", "-p", "2222", "h"]
+
+
+def test_pasted_private_key_is_masked_line_by_line():
+    data = (b"cat > k <<'EOF'\r-----BEGIN OPENSSH PRIVATE KEY-----\rb3BlbnNzaC1rZXktdjEAAAAABG5vbmU\r"
+            b"QyNTUxOQAAACDExampleKeyBody\r-----END OPENSSH PRIVATE KEY-----\rEOF\rls\r")
+    doc = tty_event(data)
+    assert R.apply(doc)
+    lines = doc["keystrokes"]["lines"]
+    assert lines[2] == MASK and lines[3] == MASK and lines[-1] == "ls"
+    out = dumps(doc).decode()
+    assert "b3BlbnNz" not in out and "ExampleKeyBody" not in out
