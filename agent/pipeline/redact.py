@@ -108,7 +108,10 @@ class Redactor:
             ks["redacted"] = ks_changed
             changed |= ks_changed
         if isinstance(proc, dict):
-            for obj in (proc, proc.get("parent")):
+            # the process's own fields and those of the processes it names (filled after this
+            # stage from already-masked events, scanned too so no order can leak)
+            for obj in (proc, proc.get("parent"), proc.get("entry_leader"), proc.get("session_leader"),
+                        proc.get("group_leader")):
                 if not isinstance(obj, dict):
                     continue
                 if isinstance(obj.get("args"), list):

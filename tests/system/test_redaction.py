@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.system.agentd_proc import AgentProc
+from tests.system.agentd_proc import AgentProc, args_of
 
 pytestmark = pytest.mark.stack
 
@@ -59,3 +59,35 @@ def test_typed_and_passed_secrets_are_masked_everywhere(stack, ssh_session, tmp_
         assert pw.encode() not in data, f"password found in {path}"
         assert token.encode() not in data, f"token found in {path}"
         assert pw.encode().hex().encode() not in data.lower(), f"hex password found in {path}"
+
+
+def test_ssh_options_typed_in_a_session_are_left_as_typed(stack, ssh_session, tmp_path):
+    """`ssh -o StrictHostKeyChecking=no` is an option, not a secret: args, command line, title
+    and keystrokes keep it as typed and nothing is tagged redacted, also with keep_original
+    (whose raw records carry key="exec" and SYSCALL a0..a3)."""
+    agent = AgentProc(tmp_path, agent_extra="keep_original = true").start()
+    login = f"nobody{uuid.uuid4().hex[:8]}"
+    line = (f"ssh -o StrictHostKeyChecking=no -o PubkeyAuthentication=yes -o BatchMode=yes "
+            f"-o ConnectTimeout=5 -p 2222 -l {login} 127.0.0.2 true")
+    s = ssh_session("alice")
+    s.run(line + "; echo done", timeout=40)
+    s.close()
+
+    def ready(evs):
+        execs = [e for e in evs if e["event"]["dataset"] == "auditd.process" and login in args_of(e)]
+        tty = [e for e in evs if e["event"]["dataset"] == "auditd.tty"
+               and login in " ".join((e.get("keystrokes") or {}).get("lines") or [])]
+        return (execs, tty) if execs and tty else None
+
+    execs, tty = agent.wait_for(ready, timeout=60)
+    ssh = execs[0]
+    assert ssh["process"]["args"] == line.split()
+    assert ssh["process"]["command_line"] == line
+    title = ssh["process"]["title"]      # the kernel's PROCTITLE stops at 128 bytes
+    assert "StrictHostKeyChecking=no" in title and line.startswith(title)
+    assert "StrictHostKeyChecking=no" in ssh["event"]["original"]
+    assert "redacted" not in ssh.get("tags", [])
+    assert line + "; echo done" in tty[0]["keystrokes"]["lines"]
+    assert tty[0]["keystrokes"]["redacted"] is False
+    assert "redacted" not in tty[0].get("tags", [])
+    assert agent.stop() == 0
