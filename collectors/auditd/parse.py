@@ -122,6 +122,16 @@ class AuditRecord:
     def fields(self, value: dict) -> None:
         self._fields = value
 
+    def text_after_header(self) -> Optional[str]:
+        """The record's text after its header (body and ENRICHED tail, as written) while
+        neither ``fields`` nor ``enriched`` has been read or set; None after. Until then
+        everything the body says is a function of this text, so it can key a cache of
+        values computed from the record (normalize/fastpath.py does)."""
+        start = self._body
+        if type(start) is not int or self._fields is not None or self._enriched is not None:
+            return None
+        return self._enr[start:]
+
     @property
     def enriched(self) -> dict:
         e = self._enriched

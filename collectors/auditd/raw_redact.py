@@ -3,7 +3,7 @@
 The stage masks text and argument lists; only auditd knows how its records carry them:
 EXECVE arguments and PROCTITLE as hex when they hold a space or a non-printable byte,
 USER_CMD's ``cmd=`` likewise, TTY ``data=`` as hex keystrokes, and ``keystrokes.text`` in
-aureport's quoting (see tty.render). Here they are decoded, given to the stage's maskers and
+aureport's quoting (see keystrokes.render). Here they are decoded, given to the stage's maskers and
 encoded again the way auditd writes them. agent.base.registry names this module for "auditd".
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from collectors.auditd.tty import render
+from collectors.auditd.keystrokes import render
 
 MASK = "********"
 _ARG_RE = re.compile(r'(\ba\d+=)("[^"]*"|[0-9A-F]+)(?=\s|$)')

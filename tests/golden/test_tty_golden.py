@@ -17,7 +17,7 @@ from collections import Counter
 
 import pytest
 
-from collectors.auditd.tty import render, typed_lines
+from collectors.auditd.keystrokes import render, typed_lines
 
 CAPTURE = os.path.join(os.path.dirname(__file__), "..", "captures", "bastion1")
 LOG = os.path.join(CAPTURE, "audit.log")

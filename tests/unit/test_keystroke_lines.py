@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from collectors.auditd.tty import keystrokes_fields, typed_lines
+from collectors.auditd.keystrokes import keystrokes_fields, typed_lines
 
 CAPTURE = os.path.join(os.path.dirname(__file__), "..", "captures", "bastion1")
 

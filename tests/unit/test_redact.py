@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from agent.base.events import dumps
 from agent.pipeline.redact import MASK, Redactor
-from collectors.auditd.tty import keystrokes_fields
+from collectors.auditd.keystrokes import keystrokes_fields
 
 R = Redactor()
 

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from collectors.auditd.tty import NAMED_KEYS, keystrokes_fields, render
+from collectors.auditd.keystrokes import NAMED_KEYS, keystrokes_fields, render
 
 AUREPORT = shutil.which("aureport")
 

@@ -3,7 +3,7 @@ bytes pam_tty_audit logged, by replaying them through a model of readline in ema
 (bash's default, with Debian's /etc/inputrc bindings). What cannot be known (tab
 completion, keys it does not model, history older than what it was given) stays visible
 in the text as a marker like ``<tab>`` and flags the line ``uncertain`` with the reasons.
-Kept apart from tty.py (aureport's rendering) because the two share nothing but input.
+Kept apart from render.py (aureport's rendering) because the two share nothing but input.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from typing import Optional
 
 from collectors.auditd.decode import bytes_to_text
-from collectors.auditd.tty_keys import NAMED_KEYS
+from collectors.auditd.keystrokes.keys import NAMED_KEYS
 
 
 class TypedLine:

@@ -1,5 +1,5 @@
 """aureport's table of named keys (audit 3.0.9, auparse/tty_named_keys.h, the large
-version that Debian's /usr/sbin/aureport carries), shared by the renderer (tty.py)
+version that Debian's /usr/sbin/aureport carries), shared by the renderer (render.py)
 and the line rebuilder (typed_lines.py)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Keystrokes of TTY / USER_TTY records: aureport's rendering and the typed command lines.
+"""Keystrokes as ``aureport --tty`` prints them.
 
 render(data) reproduces ``aureport --tty`` (audit 3.0.9, src/ausearch-lookup.c
 ``print_tty_data`` with the table auparse/tty_named_keys.h) byte for byte: at each position
@@ -11,30 +11,15 @@ later one, so "longest match" equals aureport's "first match". NUL has no name (
 is NUL-separated) and prints as ``"\\000"``; so do 0x1C-0x1F. One divergence on purpose:
 empty data renders as "" where aureport prints ``conversion error()``; the kernel never
 writes an empty TTY record.
-
-typed_lines(data, history) replays the bytes through a model of readline in emacs mode
-(bash's default, with Debian's /etc/inputrc bindings) and returns what the shell was
-handed on each CR/LF. What it cannot know (tab completion, keys it does not model, history
-older than what it was given) stays visible in the text as a marker like ``<tab>`` and
-flags the line ``uncertain`` with the reasons. See TypedLine for the line kinds.
-
-What the kernel logs (pam_tty_audit): the bytes a process *read* from its tty, flushed when
-the buffer fills, the reader changes, or the session ends. Input read with ICANON on and
-ECHO off (password prompts) is left out unless ``log_passwd`` is set, so passwords typed
-at su/sudo/ssh prompts are normally absent. With ISIG on, ^C/^Z/^\\ never reach the reader,
-so a line abandoned with ^C at a bash prompt usually shows no ``<^C>``. A record may start
-or end in the middle of a line: this module sees one record at a time and cannot tell.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Optional
 
-from collectors.auditd.tty_keys import NAMED_KEYS
-from collectors.auditd.typed_lines import TypedLine, typed_lines
+from collectors.auditd.keystrokes.keys import NAMED_KEYS
 
-__all__ = ["render", "typed_lines", "keystrokes_fields", "TypedLine", "NAMED_KEYS"]
+__all__ = ["render"]
 
 _BY_FIRST: dict = {}
 for _seq in sorted(NAMED_KEYS, key=len, reverse=True):
@@ -71,20 +56,3 @@ def render(data: bytes) -> str:
     if run:
         items.append('"%s"' % "".join(run))
     return ",".join(items)
-
-
-def keystrokes_fields(data: bytes, history: Optional[list] = None) -> dict:
-    """The ``keystrokes`` object of an auditd.tty event (EVENTS.md).
-
-    ``text``: render(data). ``lines``: the accepted command lines (end ret/nl), in order.
-    ``uncertain``: any line (of any kind) uncertain. ``line_details``: every TypedLine as
-    ``{"line", "end", "uncertain", "reasons"?, "escaped"?}``, including cancelled, eof and
-    partial lines, which ``lines`` leaves out because the shell never ran them.
-    """
-    tls = typed_lines(data, history)
-    return {
-        "text": render(data),
-        "lines": [t.text for t in tls if t.accepted],
-        "uncertain": any(t.uncertain for t in tls),
-        "line_details": [t.to_dict() for t in tls],
-    }

@@ -1,5 +1,6 @@
 """Builders for user-space and daemon records (auditd.auth, auditd.login, auditd.config),
-keystrokes (auditd.tty) and everything else (generic, fields under ``auditd.data``).
+the kernel's LOGIN and CONFIG_CHANGE (with their SYSCALL) and everything else
+(auditd.other, fields under ``auditd.data``).
 
 In user-space records (USER_*, CRED_*, …) ``pid``/``uid``/``auid``/``ses`` describe the
 *sender* (sshd, sudo, login); the account acted on is ``acct`` (or ``id``). So ``user.*`` is
@@ -9,13 +10,14 @@ the account and the sender's uid goes to ``process.user.*``.
 from __future__ import annotations
 
 from collectors.auditd import decode
-from collectors.auditd.normalize import record_data
-from collectors.auditd.normalize_syscall import add_process, valid_ip
-
-try:  # written by another engineer; until it lands keystrokes are kept as decoded text
-    from collectors.auditd import tty as _tty
-except ImportError:  # pragma: no cover - depends on the tree
-    _tty = None
+from collectors.auditd.normalize.document import (
+    Documents,
+    finish,
+    record_data,
+    res_outcome,
+    tags_from_key,
+    valid_ip,
+)
 
 # type -> (dataset, category, type, action on success, action on failure)
 _AUTH = {
@@ -46,32 +48,23 @@ _DAEMON = {
     "DAEMON_RESUME": "audit-daemon-resumed", "DAEMON_CONFIG": "audit-daemon-reconfigured",
     "DAEMON_RECONFIG": "audit-daemon-reconfigured", "DAEMON_ERR": "audit-daemon-error",
 }
-_RES_OK = frozenset(("success", "yes", "1"))
-_RES_FAIL = frozenset(("failed", "fail", "no", "0"))
 
 
-def res_outcome(rec) -> str:
-    r = rec.fields.get("res")
-    return "success" if r in _RES_OK else "failure" if r in _RES_FAIL else "unknown"
-
-
-def build(norm, ev, by_type: dict) -> dict:
+def build(docs: Documents, ev, by_type: dict) -> dict:
     sc = by_type.get("SYSCALL", [None])[0]
-    if "TTY" in by_type or "USER_TTY" in by_type:
-        return _tty_doc(norm, ev, by_type, sc)
     if "CONFIG_CHANGE" in by_type:
-        return _config(norm, ev, by_type, by_type["CONFIG_CHANGE"][0], sc)
+        return _config(docs, ev, by_type, by_type["CONFIG_CHANGE"][0], sc)
     if "LOGIN" in by_type:
-        return _login_id(norm, ev, by_type, by_type["LOGIN"][0], sc)
+        return _login_id(docs, ev, by_type, by_type["LOGIN"][0], sc)
     rec = ev.records[0]
     if rec.type in _AUTH:
-        return _auth(norm, ev, rec, _AUTH[rec.type])
+        return _auth(docs, ev, rec, _AUTH[rec.type])
     if rec.type.startswith("DAEMON_"):
-        return _config(norm, ev, by_type, rec, None)
-    return _generic(norm, ev, rec)
+        return _config(docs, ev, by_type, rec, None)
+    return _generic(docs, ev, rec)
 
 
-def _sender(norm, doc: dict, rec, users: list) -> None:
+def _sender(docs: Documents, doc: dict, rec, users: list) -> None:
     """pid/uid of the sending program -> process.*; auid/ses kept for the session join."""
     f = rec.fields
     proc = doc.setdefault("process", {})
@@ -81,24 +74,24 @@ def _sender(norm, doc: dict, rec, users: list) -> None:
     uid = f.get("uid")
     if uid is not None:
         pu = {"id": uid}
-        name = norm.user_name(rec, "uid", "UID")
+        name = docs.user_name(rec, "uid", "UID")
         if name:
             pu["name"] = name
         proc["user"] = pu
     exe = decode.value_text(rec, "exe")
     if exe is not None:
         proc["executable"] = exe
-    norm.add_audit_ids(doc, rec, users)
+    docs.add_audit_ids(doc, rec, users)
 
 
-def _auth(norm, ev, rec, spec) -> dict:
+def _auth(docs: Documents, ev, rec, spec) -> dict:
     dataset, cat, typ, ok_action, fail_action = spec
     outcome = res_outcome(rec)
-    doc = norm.start(ev, dataset, category=cat, type=typ,
+    doc = docs.start(ev, dataset, category=cat, type=typ,
                      action=fail_action if outcome == "failure" else ok_action, outcome=outcome)
     users: list = []
     ips: list = []
-    _sender(norm, doc, rec, users)
+    _sender(docs, doc, rec, users)
     f = rec.fields
     user = doc.setdefault("user", {})
     acct = decode.value_text(rec, "acct")
@@ -107,7 +100,7 @@ def _auth(norm, ev, rec, spec) -> dict:
         users.append(acct)
     elif "id" in f and f["id"] not in decode.NO_VALUE:
         user["id"] = f["id"]
-        name = norm.user_name(rec, "id", "ID")
+        name = docs.user_name(rec, "id", "ID")
         if name:
             user["name"] = name
             users.append(name)
@@ -134,92 +127,46 @@ def _auth(norm, ev, rec, spec) -> dict:
         if cwd is not None:
             doc["process"]["working_directory"] = cwd
     a["data"] = data
-    return norm.finish(doc, users, ips, [])
+    return finish(doc, users, ips, [])
 
 
-def _login_id(norm, ev, by_type, rec, sc) -> dict:
+def _login_id(docs: Documents, ev, by_type, rec, sc) -> dict:
     """Kernel LOGIN: a process got its login uid (auid) and session id (ses)."""
-    doc = norm.start(ev, "auditd.login", category=["authentication", "session"], type=["start"],
+    doc = docs.start(ev, "auditd.login", category=["authentication", "session"], type=["start"],
                      action="changed-login-id", outcome=res_outcome(rec))
     users: list = []
     if sc is not None:
-        add_process(norm, doc, sc, by_type, users)
+        docs.add_process(doc, sc, by_type, users)
     else:
-        _sender(norm, doc, rec, users)
-    norm.add_audit_ids(doc, rec, users)   # the new auid/ses win over the syscall's
+        _sender(docs, doc, rec, users)
+    docs.add_audit_ids(doc, rec, users)   # the new auid/ses win over the syscall's
     doc.setdefault("auditd", {})["data"] = record_data(rec)
-    return norm.finish(doc, users, [], [])
+    return finish(doc, users, [], [])
 
 
-def _config(norm, ev, by_type, rec, sc) -> dict:
+def _config(docs: Documents, ev, by_type, rec, sc) -> dict:
     action = _DAEMON.get(rec.type, "audit-config-changed")
-    doc = norm.start(ev, "auditd.config", category=["configuration"], type=["change"],
+    doc = docs.start(ev, "auditd.config", category=["configuration"], type=["change"],
                      action=action, outcome=res_outcome(rec))
     users: list = []
     tags: list = []
     if sc is not None:
-        add_process(norm, doc, sc, by_type, users)
-        norm.add_audit_ids(doc, rec, users)
+        docs.add_process(doc, sc, by_type, users)
+        docs.add_audit_ids(doc, rec, users)
     else:
-        _sender(norm, doc, rec, users)
+        _sender(docs, doc, rec, users)
     doc.setdefault("auditd", {})["data"] = record_data(rec)
-    norm.tags_from_key(rec, tags)
-    return norm.finish(doc, users, [], tags)
+    tags_from_key(rec, tags)
+    return finish(doc, users, [], tags)
 
 
-def _tty_doc(norm, ev, by_type, sc) -> dict:
-    rec = (by_type.get("TTY") or by_type["USER_TTY"])[0]
-    doc = norm.start(ev, "auditd.tty", category=["process"], type=["info"], action="typed",
-                     outcome="success")
-    users: list = []
-    if sc is not None:
-        add_process(norm, doc, sc, by_type, users)
-    proc = doc.setdefault("process", {})
-    f = rec.fields
-    pid = f.get("pid")
-    if pid is not None and pid.isdigit():
-        proc["pid"] = int(pid)   # the TTY record's pid is the reader's, the one that matters
-    comm = decode.value_text(rec, "comm")
-    if comm is not None:
-        proc["name"] = comm
-    uid = f.get("uid")
-    if uid is not None:
-        user = doc.setdefault("user", {})
-        user["id"] = uid
-        name = norm.user_name(rec, "uid", "UID")
-        if name:
-            user["name"] = name
-            users.append(name)
-    norm.add_audit_ids(doc, rec, users)
-    if "major" in f:
-        proc.setdefault("tty", {})["char_device"] = {"major": _int(f["major"]), "minor": _int(f.get("minor"))}
-    data = decode.value_bytes(rec, "data") or b""
-    if _tty is not None:
-        ses = f.get("ses")
-        history = norm.tty_history.get(ses) if ses not in (None, "4294967295") else None
-        doc["keystrokes"] = ks = _tty.keystrokes_fields(data, history)
-        if history is not None or ses not in (None, "4294967295"):
-            if len(norm.tty_history) > 1000:  # sessions end; keep the table bounded
-                norm.tty_history.clear()
-            hist = norm.tty_history.setdefault(ses, [])
-            hist.extend(ks["lines"])
-            del hist[:-500]
-    else:
-        doc["keystrokes"] = {"data": decode.bytes_to_text(data)[0]}
-    return norm.finish(doc, users, [], [])
-
-
-def _int(v):
-    return int(v) if v is not None and v.isdigit() else v
-
-
-def _generic(norm, ev, rec) -> dict:
-    doc = norm.start(ev, "auditd.other", category=["host"], type=["info"],
+def _generic(docs: Documents, ev, rec) -> dict:
+    doc = docs.start(ev, "auditd.other", category=["host"], type=["info"],
                      action=rec.type.lower().replace("_", "-"), outcome=res_outcome(rec))
     users: list = []
-    norm.add_audit_ids(doc, rec, users)
+    docs.add_audit_ids(doc, rec, users)
     doc.setdefault("auditd", {})["data"] = record_data(rec)
     doc.setdefault("auditd", {})["record_type"] = rec.type
     if len(ev.records) > 1:
         doc.setdefault("auditd", {})["records"] = [{"type": r.type, "data": record_data(r)} for r in ev.records[1:]]
-    return norm.finish(doc, users, [], [])
+    return finish(doc, users, [], [])

@@ -1,0 +1,62 @@
+"""Builder for keystroke records (TTY from pam_tty_audit, USER_TTY from user space):
+auditd.tty, with the ``keystrokes`` object of ../keystrokes/.
+
+``history`` (the Normalizer's, per audit session) holds the lines typed earlier in each
+session, so that <up> in a keystroke record flushed later (sudo's pty, a full buffer)
+recalls the right line.
+"""
+
+from __future__ import annotations
+
+from collectors.auditd import decode
+from collectors.auditd.keystrokes import keystrokes_fields
+from collectors.auditd.normalize.document import Documents, finish
+
+_UNSET = (None, "4294967295")
+_MAX_SESSIONS = 1000  # sessions end; keep the table bounded
+_MAX_LINES = 500      # per session
+
+
+def build(docs: Documents, ev, by_type: dict, history: dict) -> dict:
+    rec = (by_type.get("TTY") or by_type["USER_TTY"])[0]
+    sc = by_type.get("SYSCALL", [None])[0]
+    doc = docs.start(ev, "auditd.tty", category=["process"], type=["info"], action="typed",
+                     outcome="success")
+    users: list = []
+    if sc is not None:
+        docs.add_process(doc, sc, by_type, users)
+    proc = doc.setdefault("process", {})
+    f = rec.fields
+    pid = f.get("pid")
+    if pid is not None and pid.isdigit():
+        proc["pid"] = int(pid)   # the TTY record's pid is the reader's, the one that matters
+    comm = decode.value_text(rec, "comm")
+    if comm is not None:
+        proc["name"] = comm
+    uid = f.get("uid")
+    if uid is not None:
+        user = doc.setdefault("user", {})
+        user["id"] = uid
+        name = docs.user_name(rec, "uid", "UID")
+        if name:
+            user["name"] = name
+            users.append(name)
+    docs.add_audit_ids(doc, rec, users)
+    if "major" in f:
+        proc.setdefault("tty", {})["char_device"] = {"major": _int(f["major"]), "minor": _int(f.get("minor"))}
+    data = decode.value_bytes(rec, "data") or b""
+    ses = f.get("ses")
+    if ses in _UNSET:
+        doc["keystrokes"] = keystrokes_fields(data, None)
+    else:
+        doc["keystrokes"] = ks = keystrokes_fields(data, history.get(ses))
+        if len(history) > _MAX_SESSIONS:
+            history.clear()
+        hist = history.setdefault(ses, [])
+        hist.extend(ks["lines"])
+        del hist[:-_MAX_LINES]
+    return finish(doc, users, [], [])
+
+
+def _int(v):
+    return int(v) if v is not None and v.isdigit() else v
