@@ -63,18 +63,10 @@ def _copy_user(user: dict) -> dict:
     return u
 
 
-def _quote_in_node(rec) -> bool:
-    # The header is ``[node=N ]type=T msg=audit(STAMP): ``: with T known (CWD, PROCTITLE,
-    # SYSCALL, EXECVE) and STAMP digits, only the node can hold a quote, which would fool
-    # decode.was_quoted() (it reads the raw line).
-    node = rec.node
-    return bool(node) and ('"' in node or "'" in node)
-
-
 def _cached(rec, fn, cache: dict):
     """fn(rec) cached by the record's text after its header (when that is sound)."""
     key = rec.text_after_header()
-    if key is None or _quote_in_node(rec):
+    if key is None:
         return fn(rec)
     hit = cache.get(key, cache)
     if hit is cache:
@@ -97,7 +89,7 @@ class FastPath:
     def _tail_info(self, sc):
         """(head match, cached tail values) or None when the fast path does not apply."""
         body = sc.text_after_header()
-        if body is None or _quote_in_node(sc):
+        if body is None:
             return None
         m = _HEAD(body)
         if m is None:
@@ -130,6 +122,12 @@ class FastPath:
         recs = ev.records
         sc = recs[0]
         if sc.type != "SYSCALL":
+            return None
+        node = ev.node
+        if node and ('"' in node or "'" in node):
+            # The records' header is ``[node=N ]type=T msg=audit(STAMP): ``: with T one of
+            # this shape's and STAMP digits, only the node can hold a quote, which would
+            # fool decode.was_quoted() (it reads the raw line) and so the caches.
             return None
         execve = []
         cwd = pt = None
