@@ -63,6 +63,7 @@ BENCHES = [
     Bench("audit_replay", "audit_replay.py", 1200, "parse + normalize throughput on a recorded audit capture"),
     Bench("ship", "ship.py", 1200, "shipper throughput"),
     Bench("agent_rss", "agent_rss.py", 420, "agentd RSS and CPU vs auditd under live ssh load"),
+    Bench("fork_exit", "fork_exit_rules.py", 600, "cost of fork/exit audit rules: workload, log bytes, agent CPU"),
 ]
 
 
