@@ -252,7 +252,7 @@ class SessionTracker:
         out: list = []
         hit = [s for s in self.sessions.values()
                if (s.get("start") or t) <= t and (not s.get("end") or t <= s["end"])]
-        g = (doc.get("agentd") or {}).get("gap") or {}
+        g = doc.setdefault("agentd", {}).setdefault("gap", {})
         why = {"source": g.get("source"), "reason": g.get("reason"), "count": g.get("count"),
                "message": doc.get("message") or g.get("detail") or "events lost"}
         for s in hit:
@@ -267,7 +267,7 @@ class SessionTracker:
                 # have ended (and said it was complete) in between. Say it again, corrected.
                 out.append(self._summary(s, "session-ended", revision=len(gaps)))
         if hit:
-            doc["agentd"]["gap"]["sessions"] = [s["id"] for s in hit]
+            g["sessions"] = [s["id"] for s in hit]
         if len(hit) == 1:
             doc["session"] = self._public(hit[0])
         return out

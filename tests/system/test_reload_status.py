@@ -23,10 +23,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _metrics(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        assert r.status == 200
-        return r.read().decode()
+def _metrics(port: int, timeout: float = 20.0) -> str:
+    """/metrics once it answers: the reload finishes (and the endpoint moves) a moment
+    after the new runtime logs its start. The bug this test is about never answered."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+                assert r.status == 200
+                return r.read().decode()
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _reload(agent: AgentProc, timeout: float = 30.0) -> None:
@@ -56,6 +65,6 @@ def test_metrics_after_sighup_and_a_moved_status_listen(stack, tmp_path):
         _reload(agent)
         assert "agentd_collector_events_total" in _metrics(moved)
         with pytest.raises(urllib.error.URLError):
-            _metrics(port)
+            _metrics(port, timeout=0)
     finally:
         assert agent.stop() == 0
