@@ -30,6 +30,7 @@ _UNQUOTE = re.compile(r"""'([^']*)'|"((?:\\.|[^"\\])*)"|\\(.)""")
 _OPT = re.compile(r"(--?)([A-Za-z][\w.\-]*)(?:=(.*))?$", re.S)
 _SLASH_CREDS = re.compile(r"((?:(?:userid|target|auxiliary|catalog)=)?[^/@\s=:]+/)([^@\s]+)(@.*)?$", re.I)
 _USERHOST = re.compile(r"([^\s:@/-][^\s:@]*:)([^@\s]+)(@[\w.\-\[\]:]+)$")
+_REDIRECT = re.compile(r"\d*(?:[<>]+&?|&>)")
 _KV_WORD = re.compile(r"[A-Za-z_][\w.\-]*=(?!=)")
 
 
@@ -121,6 +122,14 @@ class Rules:
             for i, v in masks.items():
                 w = ws[i].group()
                 q = w[0] if w[0] in "'\"" and w[-1] == w[0] and len(w) > 1 else ""
+                if not q and v.endswith(MASK):
+                    head = v[:-len(MASK)]       # --password="a b" -> --password="********"
+                    if (w.startswith(head) and len(w) > len(head) + 1 and w[len(head)] in "'\""
+                            and w[-1] == w[len(head)] and w.count(w[-1]) == 2):
+                        v = head + w[-1] + MASK
+                        q = w[-1]
+                        edits.append((ws[i].start(), ws[i].end(), v + q))
+                        continue
                 edits.append((ws[i].start(), ws[i].end(), q + v + q))
         for start, end, v in sorted(edits, reverse=True):
             s = s[:start] + v + s[end:]
@@ -146,10 +155,12 @@ class Rules:
                 continue
             if pending is not None:
                 v = _masked_value(a, pending)
+                pending = None
                 if v is not None and v != a:
                     out[i] = v
-                pending = None
-                continue
+                    continue
+                if not (depth < 3 and (" " in a or "\t" in a)):
+                    continue        # else: a value that holds a command, $(openssl passwd X)
             if a[0] != "-" or len(a) == 1:
                 ts = self._program(argv, i, tools)
                 if ts:
@@ -178,6 +189,8 @@ class Rules:
         current tools (``openssl passwd``), not a path operand (``htpasswd -b /etc/x/passwd``)."""
         a = argv[i]
         ts = self.tools_for(a)
+        if ts and i > 0:
+            ts = tuple(t for t in ts if not t.first_word_only)
         if not ts:
             return ()
         if tools and a.lower() in _subcommands(tools):
@@ -259,6 +272,9 @@ class Rules:
             if skip or not isinstance(a, str):
                 skip = False
                 continue
+            if _REDIRECT.match(a):
+                skip = _REDIRECT.fullmatch(a) is not None   # "<" alone: its target is next
+                continue
             if a.startswith("-") and len(a) > 1:
                 if any(a in t.takes for t in tools):
                     skip = True
@@ -286,16 +302,25 @@ class Rules:
                 else:
                     chosen = [rest[k] for k in positions if k < len(rest)]
                 for j in chosen:
-                    if not _skip_value(argv[j]):
-                        out.setdefault(j, MASK)
+                    v = _masked_value(argv[j], ("all", t.keep_values))
+                    if v is not None:
+                        out.setdefault(j, v)
             for after in t.pairs_after:
                 p = _find(words, after)
                 if p is None:
                     continue
                 rest = ops[p + len(after):]
                 for k in range(len(rest) - 1):
-                    if self.is_secret_name(argv[rest[k]]) and not _skip_value(argv[rest[k + 1]]):
-                        out.setdefault(rest[k + 1], MASK)
+                    v = _masked_value(argv[rest[k + 1]], ("all", t.keep_values))
+                    if v is not None and self.is_secret_name(argv[rest[k]]):
+                        out.setdefault(rest[k + 1], v)
+            for word, prefixes in t.prefixed_after.items():
+                p = _find(words, (word,))
+                for j in (range(ops[p] + 1, end) if p is not None else ()):
+                    a = argv[j]
+                    for prefix in prefixes:
+                        if a.startswith(prefix) and len(a) > len(prefix) and not _skip_value(a[len(prefix):]):
+                            out.setdefault(j, prefix + MASK)
             if not (t.slash_creds or t.userhost_operands or t.prefixed):
                 continue
             for j in range(start + 1, end):
@@ -370,7 +395,11 @@ def _masked_value(a: str, kind: tuple) -> Optional[str]:
     if _skip_value(a) or (a.startswith("-") and len(a) > 1):
         return None
     if kind[0] == "all":
-        return None if a in kind[1] else MASK
+        if a in kind[1]:
+            return None
+        if len(a) > 2 and a[0] in "'\"" and a[-1] == a[0]:
+            return a[0] + MASK + a[0]   # quotes that belong to the value (wpa_cli psk '"pw"')
+        return MASK
     if kind[0] == "eq":
         return MASK if "=" in a else None
     if kind[0] == "opt":

@@ -17,18 +17,18 @@ _PARTS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _VARREF = re.compile(r"\$[A-Za-z_{(]|`|\{\{|%\{|%\(")
 PATHLIKE = re.compile(r"(?:~|\.{1,2})?/")
 # NAME=VALUE / "NAME": VALUE / Name: value, NAME at a word or list boundary
-_NAMED = re.compile(r"""(?:(?<=\\[nt])|(?<=-D)|(?<![^\s,;&?'"{(=:/\[]))(\\?["']?)([A-Za-z_][\w.\-]*)\1(=|[ \t]*:[ \t]*)""")
+_NAMED = re.compile(r"""(?:(?<=\\[nt])|(?<=-[DP])|(?<![^\s,;&?'"{(=:/\[]))(\\?["']?)([A-Za-z_][\w.\-]*)\1(=|[ \t]*:[ \t]*)""")
 _NEXT_KV = re.compile(r"[A-Za-z_][\w.\-]*=")
 _VALUE_STOP = frozenset(" \t\r\n;&|'\"`<>()}]\\")
 _SCHEME = re.compile(r"[A-Za-z][\w-]*[ \t]+(?=\S)")
 # substrings without which no text holds a secret name (a cheap gate before the regex)
 SECRET_GATES = ("pass", "pwd", "pw", "secret", "token", "key", "auth", "pin", "psk", "sig", "cookie",
-                "bearer", "puk", "pat", "cred")
+                "bearer", "puk", "pat", "cred", "sonar.", "jfrog")
 
 
 def skip_value(v: str) -> bool:
     """Values that are not a secret literal: empty, a variable or command substitution, a template."""
-    return not v or v == MASK or v == "-" or v[0] == "%" or bool(_VARREF.match(v))
+    return not v or v == MASK or v in ("-", "$") or v[0] == "%" or bool(_VARREF.match(v))
 
 
 def _norm(name: str) -> str:
@@ -51,8 +51,8 @@ class SecretNames:
         low = name.lower().strip("_")
         if self.extra_names and _norm(name).strip("_") in self.extra_names:
             return True
-        if low in R.NOT_SECRET_NAMES or (low == "pwd" and name.isupper()):
-            return False     # PWD is the shell's working directory; ODBC's Pwd= is a password
+        if low in R.NOT_SECRET_NAMES:
+            return False
         if name.lower() in R.SECRET_NAMES or low in R.SECRET_NAMES or low.startswith(R.SECRET_NAME_PREFIXES):
             return True
         parts = _name_parts(name)
@@ -61,15 +61,13 @@ class SecretNames:
         last = parts[-1]
         if last in R.NOT_PASS or (last.startswith("no") and last[2:] in ("pass", "passwd", "password")):
             return False
-        if len(parts) == 1 and last in R.NOT_ALONE:
-            return False
         if last.endswith(R.SECRET_SUFFIXES) or last in R.SECRET_PARTS:
             return True
         if last.endswith("pass") and len(last) > 4:
             return True
         if last == "key" and len(parts) > 1:
             return any(p in R.KEY_PREFIXES for p in parts[:-1])
-        return last.endswith("key") and any(last == p + "key" for p in R.KEY_PREFIXES)
+        return last.endswith("key") and any(last == p + "key" for p in R.COMPOUND_KEY_PREFIXES)
 
     def mask_named(self, s: str) -> str:
         out = []
@@ -126,8 +124,10 @@ class SecretNames:
         v = s[a:b]
         if skip_value(v) or v.lower() in R.BOOLISH:
             return None
-        if (colon or name.endswith("key") or name.endswith("keys")) and PATHLIKE.match(v):
+        if (colon or name.endswith(R.PATH_MEANS_REFERENCE)) and PATHLIKE.match(v):
             return None
+        if ".*" in v or v[0] in "^[":
+            return None             # a regular expression (sed 's/password: .*/.../')
         if colon and v.startswith(MASK):
             return None             # user:******** of a URL, masked already
         return a, b

@@ -24,14 +24,15 @@ SECRET_SUFFIXES = ("password", "passwd", "passphrase", "passcode", "token", "sec
                    "authorization", "cookie", "bearer")
 # last parts that are secret only as a whole part (``pass`` but not ``bypass``)
 SECRET_PARTS = {"pass", "pwd", "pw", "psk", "pin", "puk", "signature", "sig", "pat"}
-# ... of which these are not secret when they are the whole name: PWD and passwd are the shell's
-# working directory and the user database (nsswitch's ``passwd: files``); PAT alone is ambiguous
-NOT_ALONE = {"pw", "pat", "pin"}
 # ``<prefix>key`` / ``<prefix>_key``: a key that is a credential, not a key id or a key file
 KEY_PREFIXES = {"api", "secret", "private", "master", "encryption", "enc", "signing", "license", "auth",
                 "account", "hmac", "jwt", "session", "consumer", "subscription", "client", "storage",
                 "shared", "app", "application", "routing", "integration", "webhook", "ingest", "sas",
-                "preshared", "crypt", "cipher", "aes", "admin", "root", "write", "deploy", "service"}
+                "preshared", "crypt", "cipher", "aes", "admin", "root", "write", "deploy", "service", "unseal",
+                "recovery", "certificate", "hec", "ingestion"}
+# ... and as one word (``apikey``, ``AccountKey``); not ``signingkey`` (git's user.signingkey is a key id)
+COMPOUND_KEY_PREFIXES = {"api", "secret", "private", "master", "encryption", "license", "account", "sharedaccess",
+                         "consumer", "subscription", "routing", "storage", "app", "client", "access", "auth"}
 # a part anywhere before the last that makes the name a switch or a reference, not a value:
 # --no-password, --ask-become-pass, ALLOW_EMPTY_PASSWORD, auth.existingSecret, --with-token
 NEGATING_PARTS = {"no", "ask", "prompt", "show", "skip", "reset", "allow", "require", "required",
@@ -43,8 +44,12 @@ NOT_PASS = {"bypass", "compass", "surpass", "trespass", "overpass", "underpass",
 # names matched whole (after lower-casing), whatever the rules above say
 SECRET_NAMES = {"pgpassword", "sshpass", "mysql_pwd", "rediscli_auth", "_auth", "secret_id", "masterauth",
                 "requirepass", "basic_auth", "http_auth", "proxy_auth", "x-jfrog-art-api", "geniekey",
-                "client_secret", "privatekey", "user_pw", "owner_pw", "input_pw", "sharedaccesskey"}
+                "client_secret", "privatekey", "user_pw", "owner_pw", "input_pw", "sharedaccesskey",
+                "secret_key_base", "sonar.login", "pwd"}
 NOT_SECRET_NAMES = {"nopasswd", "nopassword", "passwd", "oldpwd"}
+# names whose value is not a secret when it is a path (PWD=/home/bob is the shell's directory;
+# ODBC's PWD=x is a password; SSH_KEY=~/.ssh/id is a file)
+PATH_MEANS_REFERENCE = ("pwd", "key", "keys", "cert", "pem")
 SECRET_NAME_PREFIXES = ("tf_token_", "pypi-token.")
 # values that are not secrets whatever the name: switches and references
 BOOLISH = {"yes", "no", "true", "false", "on", "off", "none", "null", "0", "1", "-", "prompt", "required",
@@ -92,10 +97,11 @@ class Tool:
     slash_creds: bool = False
     prefixed: tuple = ()
     keep_values: tuple = ()
-    case_insensitive_words: bool = False
     short_attached: bool = True     # -Pvalue is -P value (getopt); False for single-dash long options
     value_if_eq: tuple = ()         # options whose value is secret when it holds "=" (curl -b 'name=value')
     first_operand: str = ""         # regex the first operand must match for `positional` to apply
+    prefixed_after: dict = field(default_factory=dict)   # word -> prefixes of later operands (ACL SETUSER >pw)
+    first_word_only: bool = False    # a program only as the first word of a command (sqlplus's CONNECT)
     userhost_operands: bool = False  # operands ``[domain/]user:password@host`` (impacket)
 
 
@@ -110,17 +116,18 @@ TOOLS = (
     Tool("mongodb", r"mongo|mongosh|mongodump|mongorestore|mongoexport|mongoimport|mongostat|mongotop|mongofiles",
          value=("-p", "--password")),
     Tool("redis", r"redis-cli|keydb-cli|valkey-cli", value=("-a", "--pass", "--password"),
-         positional=((("auth",), "all"),), pairs_after=(("config", "set"),), case_insensitive_words=True,
+         positional=((("auth",), "all"),), pairs_after=(("config", "set"),), prefixed_after={"setuser": (">",)},
          takes=("-h", "-p", "-a", "-n", "-u", "-s", "--user", "--pass", "-r", "-i", "--tls-cert", "--cacert")),
     Tool("sqlserver", r"sqlcmd|bcp|osql|tsql|mssql-cli", value=("-P",)),
     Tool("odbc-isql", r"isql|iusql", positional=(((), (2,)),)),
     Tool("oracle", r"sqlplus|sqlldr|expdp|impdp|exp|imp|rman|dgmgrl|sqlcl|sql", slash_creds=True),
+    Tool("oracle-connect", r"conn|connect", slash_creds=True, first_word_only=True),    # typed in sqlplus
     Tool("sshpass", r"sshpass", value=("-p",)),
     Tool("ipmitool", r"ipmitool|ipmiutil", value=("-P", "-k", "-y"),
          positional=((("user", "set", "password"), (1,)),),
          takes=("-I", "-H", "-U", "-P", "-p", "-L", "-f", "-k", "-y", "-t", "-b", "-T", "-B", "-C", "-K", "-o", "-O")),
     Tool("freeipmi", r"ipmi-[\w-]+|ipmipower|ipmiconsole|ipmidetect|bmc-[\w-]+", value=("-p", "--password", "-k", "--k-g")),
-    Tool("bmc", r"racadm|ilorest|redfishtool|sum|hponcfg|onecli|ilo-cli", value=("-p", "--password"),
+    Tool("bmc", r"racadm|idracadm\d*|ilorest|redfishtool|sum|hponcfg|onecli|ilo-cli", value=("-p", "--password"),
          pairs_after=(("set",),), userpass={"--bmc": ":", "-b": ":"}),
     Tool("smcipmitool", r"SMCIPMITool|smcipmitool", positional=(((), (2,)),)),
     Tool("registry-login", _LOGIN_TOOLS, value_after={"login": ("-p",)},
@@ -156,7 +163,10 @@ TOOLS = (
     Tool("rar", r"rar|unrar", attached=("-p", "-hp")),
     Tool("ssh-keygen", r"ssh-keygen", value=("-N", "-P")),
     Tool("sudo-stdin", r"sudo", stdin=("-S", "--stdin")),
-    Tool("passwd-stdin", r"passwd|cryptsetup|kinit|veracrypt", stdin=("",)),
+    Tool("passwd-stdin", r"passwd|cryptsetup|kinit|veracrypt|realm", stdin=("",)),
+    Tool("stdin-flags", r"gh|openconnect|adcli|sshfs|vault|bao|openssl",
+         stdin=("--with-token", "--passwd-on-stdin", "--stdin-password", "password_stdin", "-", "stdin")),
+    Tool("vncpasswd", r"vncpasswd|x11vnc", stdin=("-f", "-storepasswd")),
     Tool("chpasswd", r"chpasswd|chgpasswd", stdin=("",), stdin_sep=":"),
     Tool("useradd", r"useradd|usermod|adduser", value=("-p",)),
     Tool("wpa_passphrase", r"wpa_passphrase", positional=(((), (1,)),)),
@@ -167,7 +177,20 @@ TOOLS = (
     Tool("git-config", r"git", pairs_after=(("config",),), takes=("-C", "-c", "--file", "-f")),
     Tool("npm-config", r"npm|yarn|pnpm", pairs_after=(("config", "set"),)),
     Tool("rclone", r"rclone", pairs_after=(("config",),), positional=((("obscure",), (0,)),), takes=("--config",)),
-    Tool("minio-mc", r"mc|mcli", positional=((("alias", "set"), (3,)), (("config", "host", "add"), (3,)))),
+    Tool("minio-mc", r"mc|mcli", positional=((("alias", "set"), (3,)), (("config", "host", "add"), (3,)),
+                                            (("admin", "user", "add"), (2,)))),
+    Tool("slappasswd", r"slappasswd", value=("-s",)),
+    Tool("nagios-plugins", r"check_mysql|check_mysql_query|check_pgsql|check_ldaps?|check_smtp|check_snmp",
+         value=("-p", "-P", "-C", "-A", "-X"), keep_values=("public",)),
+    Tool("nagios-http", r"check_http|check_curl", userpass={"-a": ":", "--authorization": ":", "-b": ":"}),
+    Tool("pk12util", r"pk12util|certutil|modutil", value=("-W", "-K")),
+    Tool("bitwarden", r"bw", positional=((("unlock",), (0,)), (("login",), (1,))),
+         takes=("--passwordenv", "--passwordfile", "--session", "--method", "--code")),
+    Tool("ansible-vault", r"ansible-vault", positional=((("encrypt_string",), (0,)),), takes=("--name", "-n",
+         "--vault-id", "--vault-password-file", "--output")),
+    Tool("jenkins-cli", r"jenkins-cli(?:\.jar)?", userpass={"-auth": ":"}),
+    Tool("govc", r"govc", userpass={"-u": ":"}),
+    Tool("wpa_cli", r"wpa_cli", pairs_after=((),)),
     Tool("rabbitmq", r"rabbitmqctl", positional=((("add_user",), (1,)), (("change_password",), (1,)),
                                                   (("authenticate_user",), (1,))), takes=("-n", "-p", "-q")),
     Tool("rabbitmqadmin", r"rabbitmqadmin|cqlsh|cypher-shell|couchbase-cli|elasticsearch-users|twine|poetry|"
@@ -176,7 +199,7 @@ TOOLS = (
     Tool("orapki", r"orapki|mkstore", value=("-pwd",)),
     Tool("nodetool", r"nodetool", value=("-pw",)),
     Tool("neo4j", r"neo4j-admin", positional=((("set-initial-password",), (0,)),)),
-    Tool("influx", r"influx", value=("-t", "-password"), short_attached=False),
+    Tool("influx", r"influx", value=("-t", "-p", "-password"), short_attached=False),
     Tool("doctl", r"doctl", value=("-t",)),
     Tool("gh-secret", r"gh|glab", value_when={"secret": ("-b", "--body")}),
     Tool("mosquitto", r"mosquitto_pub|mosquitto_sub|mosquitto_rr", value=("-P",)),
@@ -222,6 +245,15 @@ TEXT_RULES = (
      r"(?i)((?:\bidentified\s+(?:with\s+\S+\s+)?by\s+(?:password\s+)?|\bwith\s+(?:encrypted\s+)?password\s+|"
      r"\bset\s+password\s*(?:for\s+\S+\s*)?=\s*(?:password\s*\(\s*)?|\b(?:user|role)\s[^'\";]*?\bpassword\s+|"
      r"\bpassword\s*\(\s*)\\?['\"])([^'\"\s\\]+)(\\?['\"])"),
+    ("netrc", ("machine",), r"(\bmachine\s+\S+\s+login\s+\S+\s+password\s+)([^\s'\"]+)()"),
+    ("expect-send", ("send",),
+     r"(?i)(expect\s+(?:-\w+\s+)?[\"'{][^\"'}]*(?:assword|passphrase|pin)[^\"'}]*[\"'}]\s*[;\n]?\s*send\s+(?:--\s+)?[\"'{])"
+     r"([^\"'}\\\s]+)()"),
+    ("mongo-shell-password", ("db.auth", "changeuserpassword"),
+     r"(\bdb\.(?:auth|changeUserPassword)\(\s*['\"][^'\"]*['\"]\s*,\s*['\"])([^'\"]+)()"),
+    ("redis-acl-password", ("setuser",), r"(?i)(\bacl\s+setuser\s+\S+(?:\s+[^>\s]\S*)*\s+>)(\S+)()"),
+    ("zapier-ifttt-webhook", ("hooks.zapier.com", "maker.ifttt.com"),
+     r"((?:hooks\.zapier\.com/hooks/catch/|maker\.ifttt\.com/trigger/[^/\s]+/with/key/))([\w-]+(?:/[\w-]+)*)()"),
     ("debconf-password", ("password",), r"(?i)(\s\S*pass\w*\s+password\s+)([^\s'\"]+)()"),
     ("aws-access-key-id", ("akia", "asia"), r"()(\b(?:AKIA|ASIA)[A-Z0-9]{16}\b)()"),
     ("github-token", ("ghp_", "gho_", "ghs_", "ghu_", "ghr_", "github_pat_"),
