@@ -33,16 +33,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"{args.config}: OK: {', '.join(parts)}")
     if not args.online:
         return 0
+    from agent.app.doctor import shippers
+
     failed = 0
-    for comp in cfg.enabled("shipper"):
-        shipper = comp.build()
-        try:
-            ok, msg = shipper.health()
-        finally:
-            shipper.close()
+    for section, ok, msg in shippers.health(cfg):
         failed += not ok
-        print(f"[{comp.section}] {'OK' if ok else 'FAILED'}: {msg}")
+        print(f"[{section}] {'OK' if ok else 'FAILED'}: {msg}")
     return 1 if failed else 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from agent.app import doctor
+
+    return doctor.main(args.config, args.sshd_config, args.json, args.only, not args.offline)
 
 
 def cmd_default_config(args: argparse.Namespace) -> int:
@@ -121,6 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(sp)
     sp.add_argument("--online", action="store_true", help="also run each shipper's health check against its SIEM")
     sp.set_defaults(func=cmd_check_config)
+
+    sp = sub.add_parser(
+        "doctor", help="check this host's auditd, PAM, sshd, journald, shippers and access policy "
+                       "against what agentd needs; exit 1 on any FAIL")
+    with_config(sp)
+    sp.add_argument("--sshd-config", metavar="FILE",
+                    help="check this sshd config instead of the running sshd's (read with sshd -T -f FILE)")
+    sp.add_argument("--json", action="store_true", help="print the findings as JSON")
+    sp.add_argument("--only", metavar="GROUP[,GROUP]",
+                    help="only these groups: agent, audit, pam, sshd, journald, shippers, posture")
+    sp.add_argument("--offline", action="store_true", help="skip the shippers' online checks")
+    sp.set_defaults(func=cmd_doctor)
 
     sp = sub.add_parser("run", help="run the agent in the foreground (systemd Type=notify)")
     with_config(sp)

@@ -153,6 +153,10 @@ def run(cfg: Config) -> int:
     # The spool and outputs hold command lines and keystrokes: not for other users.
     os.umask(0o027)
     setup_logging(cfg.agent["log_level"])
+    from agent.app.doctor import startup
+
+    log.info("%s", startup.destinations(cfg))  # the first line: where the events go
+    startup.log_findings_in_background(cfg)
     signals: list = []
     wake = threading.Event()
 
