@@ -14,9 +14,12 @@ CIS_FORWARDING = cis("5.1.8", "5.1.10") + " DisableForwarding"
 CIS_ALIVE = cis("5.1.7", "5.1.9")
 
 
-def password_accounts(shadow: str = "/etc/shadow") -> list:
+SHADOW = "/etc/shadow"
+
+
+def password_accounts() -> list:
     """Accounts with a usable password (a hash, not locked, or empty)."""
-    text = read_text(shadow)
+    text = read_text(SHADOW)
     if text is None:
         return []
     out = []

@@ -58,8 +58,10 @@ def _read(path: str) -> str:
 def _argv(pid: int) -> list:
     """sshd rewrites its title ("sshd: /usr/sbin/sshd -D -f FILE [listener] 0 of 10-100 startups"):
     take the arguments back out of it."""
-    raw = _read(f"/proc/{pid}/cmdline")
-    args = [a for a in raw.split("\0") if a]
+    return title_argv([a for a in _read(f"/proc/{pid}/cmdline").split("\0") if a])
+
+
+def title_argv(args: list) -> list:
     if len(args) == 1 and args[0].startswith("sshd:"):
         text = args[0][len("sshd:"):].split("[listener]")[0]
         try:
@@ -155,6 +157,7 @@ def check_process(ctx) -> Finding:
 
 LEVELS = {
     "QUIET": (FAIL, "nothing is logged, not even logins"),
+    "SILENT": (FAIL, "nothing is logged, not even logins (QUIET)"),
     "FATAL": (FAIL, "only fatal errors: no logins"),
     "ERROR": (FAIL, "only errors: no logins"),
     "INFO": (OK, "logins with user, source, method and the accepted key's fingerprint; refused "
