@@ -52,6 +52,22 @@ def _replace(path: str, text: str, st: os.stat_result) -> None:
     os.replace(tmp, path)
 
 
+def doctor_with_edit(conf: str, path: str, group: str, expect: str, edit) -> tuple:
+    """Run `doctor --only GROUP` while ``path`` holds ``edit(original)``; restore it at once."""
+    st = os.stat(path)
+    with open(path) as f:
+        original = f.read()
+    assert expect in original
+    try:
+        _replace(path, edit(original), st)
+        result = doctor(conf, "--only", group)
+    finally:
+        _replace(path, original, st)
+    with open(path) as f:
+        assert f.read() == original
+    return result
+
+
 def test_on_the_stack_every_coverage_check_is_ok(stack, conf):
     rc, found = doctor(conf)
     for check in COVERAGE:
@@ -73,19 +89,8 @@ def test_on_the_stack_every_coverage_check_is_ok(stack, conf):
 
 
 def test_pam_tty_audit_removed_from_pam_is_named(stack, conf):
-    path = str(_stack.PAM_SSHD)
-    st = os.stat(path)
-    with open(path) as f:
-        original = f.read()
-    assert "pam_tty_audit.so" in original
-    without = "".join(ln for ln in original.splitlines(True) if "pam_tty_audit.so" not in ln)
-    try:
-        _replace(path, without, st)
-        rc, found = doctor(conf, "--only", "pam")
-    finally:
-        _replace(path, original, st)
-    with open(path) as f:
-        assert f.read() == original
+    rc, found = doctor_with_edit(conf, str(_stack.PAM_SSHD), "pam", "pam_tty_audit.so",
+                                 lambda t: "".join(ln for ln in t.splitlines(True) if "pam_tty_audit.so" not in ln))
     gap = found["pam.tty_audit"]
     assert rc == 1 and gap["status"] == "FAIL" and "keystrokes" in gap["hides"]
     assert "agentd-tty-audit" in gap["fix"] and "pam_tty_audit.so enable=*" in gap["fix"]
@@ -139,17 +144,8 @@ def test_deleted_connect_rule_is_named(stack, conf):
 
 
 def test_sftp_subsystem_without_log_level_is_named(stack, conf):
-    st = os.stat(JUMP_CONFIG)
-    with open(JUMP_CONFIG) as f:
-        original = f.read()
-    assert "sftp-server -l INFO" in original
-    try:
-        _replace(JUMP_CONFIG, original.replace("sftp-server -l INFO", "sftp-server"), st)
-        rc, found = doctor(conf, "--only", "sshd")
-    finally:
-        _replace(JUMP_CONFIG, original, st)
-    with open(JUMP_CONFIG) as f:
-        assert f.read() == original
+    rc, found = doctor_with_edit(conf, JUMP_CONFIG, "sshd", "sftp-server -l INFO",
+                                 lambda t: t.replace("sftp-server -l INFO", "sftp-server"))
     gap = found["sshd.sftp"]
     assert rc == 1 and gap["status"] == "FAIL" and "file transfers" in gap["hides"]
     assert "-l INFO" in gap["fix"] and "agentd-sftp-logging.conf" in gap["fix"]

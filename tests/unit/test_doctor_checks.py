@@ -147,3 +147,18 @@ def test_a_finding_is_one_line():
     f = Finding("x.y", FAIL, "seen", "hidden", "do this", "CIS item not confirmed")
     assert f.line() == f"FAIL {'x.y':<30} seen | hides: hidden | fix: do this | CIS item not confirmed"
     assert "\n" not in f.line()
+
+
+def test_run_logs_what_it_could_not_ask_once_at_info(ctx, monkeypatch, caplog):
+    from agent.app.doctor import audit, startup
+
+    # As the packaged unit's non-root user: auditctl and sshd -T refuse.
+    monkeypatch.setattr(audit, "status", lambda: {"_error": "Operation not permitted"})
+    monkeypatch.setattr(sshd, "_settings", lambda exe, c, extra: ({}, "sshd: no hostkeys available -- exiting."))
+    caplog.set_level("INFO", logger="agentd")
+    startup.log_findings_in_background(ctx.cfg).join(30)
+    msgs = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert ("INFO", "doctor: could not check audit.daemon, sshd.config with this process's rights; "
+                    "`agentd doctor` as root does") in msgs
+    assert not any(level == "ERROR" and ("audit.daemon" in m or "sshd.config" in m) for level, m in msgs), msgs
+    assert startup.destinations(ctx.cfg) == f"events go to: [shipper:file] file {ctx.cfg.enabled('shipper')[0].conf['path']}"

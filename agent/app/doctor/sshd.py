@@ -141,7 +141,7 @@ def check_process(ctx) -> Finding:
                        for o in s.others)
     also = f" (also running, not checked: {others}; --sshd-config FILE checks another)" if others else ""
     if s.error:
-        return Finding("sshd.config", FAIL, f"{s.source}: cannot read {s.config} with sshd -T: {s.error}{also}",
+        return Finding("sshd.config", FAIL, f"cannot read {s.config} with sshd -T ({s.source}): {s.error}{also}",
                        "what sshd logs and allows (the checks below are skipped)",
                        "run doctor as root; sshd -t -f FILE shows the config error")
     if s.listener and s.listener.option("-E"):
