@@ -31,76 +31,15 @@ from agent.base.events import (
     parse_rfc3339,
     rfc3339,
 )
+from agent.pipeline.session_fields import get, pid_of, record_type, ses_of, timeline_text, tty_name
 from agent.pipeline.session_store import TimelineRow
 
-UNSET = ("4294967295", "-1", "", None, "unset")
 ENDED_TTL = 3600.0  # keep an ended session this long for late events (keystrokes flush at logout)
 IDLE_TTL = 14 * 86400.0
 PENDING_TTL = 600.0
 PEER_FRESH = 60.0  # a login this recent still has its sshd monitor (for _peer_of)
 MAX_GAPS = 20  # per session: enough to say why its timeline is incomplete
 COUNTER_SAVE = 5.0  # a crash may lose this much of the per-session counters, nothing else
-
-
-def _get(doc: dict, *path):
-    cur = doc
-    for p in path:
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(p)
-    return cur
-
-
-def _ses(doc: dict) -> Optional[str]:
-    v = _get(doc, "auditd", "session")
-    if v is None:
-        v = _get(doc, "process", "session_id")
-    v = None if v is None else str(v)
-    return None if v in UNSET else v
-
-
-# The normalizer's actions for the audit records the join needs.
-_AUDIT_ACTIONS = {
-    "changed-login-id": "LOGIN",
-    "started-session": "USER_START",
-    "logged-in": "USER_LOGIN",
-    "ended-session": "USER_END",
-}
-
-
-def _record_type(doc: dict) -> str:
-    ev = doc.get("event", {})
-    if ev.get("module") != "auditd":
-        return ""
-    return _AUDIT_ACTIONS.get(ev.get("action"), "")
-
-
-def _pid(doc: dict) -> Optional[int]:
-    v = _get(doc, "process", "pid")
-    try:
-        return int(v) if v is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _connect_target(doc: dict) -> str:
-    """What a connect reached: ip:port, [ipv6]:port, or the socket's path for a
-    unix socket (@name for an abstract one), else the address family."""
-    ip = _get(doc, "destination", "ip")
-    if ip:
-        port = _get(doc, "destination", "port")
-        return f"[{ip}]:{port}" if ":" in str(ip) else f"{ip}:{port}"
-    sock = _get(doc, "auditd", "data", "socket") or {}
-    if sock.get("path"):
-        return ("@" if sock.get("abstract") else "") + str(sock["path"])
-    return str(sock.get("family") or "?")
-
-
-def _tty_name(terminal) -> str:
-    t = str(terminal or "")
-    if t.startswith("/dev/"):
-        t = t[5:]
-    return t if t.startswith(("pts/", "tty")) else ""
 
 
 class SessionTracker:
@@ -179,9 +118,9 @@ class SessionTracker:
             elif ev.get("dataset") == "agentd.gap":
                 return self._gap(doc)
             extra = self._observe(doc)
-            ses = _ses(doc)
+            ses = ses_of(doc)
             if ses is None:
-                pid = _pid(doc)
+                pid = pid_of(doc)
                 if pid is not None and pid in self.by_pid and doc["event"].get("module") != "auditd":
                     ses = self.by_pid[pid]
             s = self.sessions.get(ses) if ses else None
@@ -192,14 +131,14 @@ class SessionTracker:
 
     def _observe(self, doc: dict) -> list:
         ev = doc.get("event", {})
-        rtype = _record_type(doc)
-        pid = _pid(doc)
+        rtype = record_type(doc)
+        pid = pid_of(doc)
         out: list = []
         if ev.get("dataset") == "sshd.auth" and ev.get("action") == "logged-in" and pid is not None:
-            auth = _get(doc, "session", "auth") or {}
+            auth = get(doc, "session", "auth") or {}
             self.accepts[pid] = {
-                "user": _get(doc, "user", "name"), "ip": _get(doc, "source", "ip"),
-                "port": _get(doc, "source", "port"), "auth": {k: v for k, v in auth.items() if v},
+                "user": get(doc, "user", "name"), "ip": get(doc, "source", "ip"),
+                "port": get(doc, "source", "port"), "auth": {k: v for k, v in auth.items() if v},
                 "seen": self._time(doc),
             }
             ses = self.by_pid.get(pid)
@@ -209,7 +148,7 @@ class SessionTracker:
                 out += self._announce(self.sessions[ses])
             self._dirty = True
         elif rtype == "LOGIN" and pid is not None:
-            ses = _ses(doc)
+            ses = ses_of(doc)
             if ses and ses not in self.sessions:
                 self._start(ses, pid, doc)
                 s = self.sessions[ses]
@@ -218,16 +157,16 @@ class SessionTracker:
                 # what an analyst would have to look up again.
                 if not self.expect_journal or s["auth"]:
                     out += self._announce(s)
-        elif rtype == "USER_START" and _ses(doc) in self.sessions:
-            s = self.sessions[_ses(doc)]
+        elif rtype == "USER_START" and ses_of(doc) in self.sessions:
+            s = self.sessions[ses_of(doc)]
             if s.get("sshd_pid") == pid and not s["source"].get("ip"):
-                ip = _get(doc, "source", "ip")
+                ip = get(doc, "source", "ip")
                 if ip:
                     s["source"]["ip"] = ip
                     self._dirty = True
         elif rtype == "USER_LOGIN" and pid is not None:
-            tty = _tty_name(_get(doc, "auditd", "data", "terminal") or _get(doc, "process", "tty")
-                            or _get(doc, "auditd", "terminal"))
+            tty = tty_name(get(doc, "auditd", "data", "terminal") or get(doc, "process", "tty")
+                            or get(doc, "auditd", "terminal"))
             ses = self.by_pid.get(pid)
             if tty and ses in self.sessions:
                 self.sessions[ses]["tty"] = tty
@@ -235,7 +174,7 @@ class SessionTracker:
             elif tty:
                 self.pending_tty[pid] = tty
         elif rtype == "USER_END" and pid is not None:
-            ses = _ses(doc)
+            ses = ses_of(doc)
             s = self.sessions.get(ses)
             if s is not None and s.get("sshd_pid") == pid and not s.get("end"):
                 s["end"] = self._time(doc)
@@ -300,11 +239,11 @@ class SessionTracker:
 
     def _start(self, ses: str, pid: int, doc: dict) -> None:
         # LOGIN's own user.* is the sshd process (root); the login is the new auid.
-        data = _get(doc, "auditd", "data") or {}
-        user = (data.get("interpreted") or {}).get("AUID") or _get(doc, "user", "audit", "name")
+        data = get(doc, "auditd", "data") or {}
+        user = (data.get("interpreted") or {}).get("AUID") or get(doc, "user", "audit", "name")
         s = {
             "ses": ses, "id": f"{self.host.id}:{self.host.boot_id}:{ses}", "user": user,
-            "auid": data.get("auid") or _get(doc, "user", "audit", "id"), "sshd_pid": pid, "start": self._time(doc),
+            "auid": data.get("auid") or get(doc, "user", "audit", "id"), "sshd_pid": pid, "start": self._time(doc),
             "source": {}, "auth": {}, "tty": self.pending_tty.pop(pid, ""),
             "commands": 0, "hosts": [], "bytes": 0, "alerts": 0, "last": self._time(doc),
         }
@@ -361,27 +300,17 @@ class SessionTracker:
     def _count(self, s: dict, doc: dict) -> None:
         action = doc["event"].get("action")
         s["last"] = max(s.get("last") or 0.0, self._time(doc))
-        text = ""
         if action == "executed":
             s["commands"] += 1
-            text = _get(doc, "process", "command_line") or " ".join(_get(doc, "process", "args") or [])
         elif action in ("connected-to", "connection-opened"):
-            ip = _get(doc, "destination", "ip")
+            ip = get(doc, "destination", "ip")
             if ip and ip not in s["hosts"] and len(s["hosts"]) < 100:
                 s["hosts"].append(ip)
-            text = f"{_connect_target(doc)} ({_get(doc, 'process', 'name') or '?'})"
         elif action in ("file-uploaded", "file-downloaded"):
-            n = int(_get(doc, "transfer", "bytes") or 0)
-            s["bytes"] += n
-            text = f"{_get(doc, 'file', 'path')} ({n} bytes)"
-        elif action == "typed":
-            text = " | ".join(str(x.get("line", x) if isinstance(x, dict) else x)
-                              for x in (_get(doc, "keystrokes", "lines") or []))
-        elif action in ("sudo", "su"):
-            text = doc.get("message") or _get(doc, "process", "command_line") or ""
+            s["bytes"] += int(get(doc, "transfer", "bytes") or 0)
         if doc["event"].get("kind") == "alert":
             s["alerts"] += 1
-            text = _get(doc, "rule", "name") or "alert"
+        text = timeline_text(doc)
         if text:
             self._timeline.append(TimelineRow(s["id"], self._time(doc), action, text))
         self._touched.add(s["ses"])
