@@ -149,3 +149,16 @@ def test_immutable_and_status_findings():
     ctx._memo["audit.status"].update(lost="12", failure="0", backlog_limit="64")
     found = {f.check: f.status for f in audit.check_status(ctx)}
     assert found == {"audit.backlog": WARN, "audit.lost": WARN, "audit.failure": WARN}
+
+
+def test_rules_that_auditd_loads_at_start_are_checked_too(tmp_path):
+    ctx = _ctx(_read("auditctl-l.stack.txt"))
+    (tmp_path / "rules.d").mkdir()
+    (tmp_path / "audit.rules").write_text("-D\n-b 8192\n")
+    (tmp_path / "rules.d" / "audit.rules").write_text("-D\n-b 8192\n")
+    f = audit.check_boot(ctx, str(tmp_path))
+    assert f.status == WARN and "exec, net_connect, watches would be missing after a reboot" in f.summary
+    assert f"{tmp_path}/rules.d/agentd.rules && augenrules --load" in f.fix
+    with open(RULES_FILE) as src:
+        (tmp_path / "rules.d" / "agentd.rules").write_text(src.read())
+    assert audit.check_boot(ctx, str(tmp_path)).status == OK

@@ -3,6 +3,7 @@ immutability, backlog / lost / failure mode (`auditctl -s`)."""
 
 from __future__ import annotations
 
+import glob
 import os
 
 from agent.app.doctor import auditrules
@@ -177,6 +178,26 @@ def _check_exclude(loaded: list) -> Finding:
     return Finding("audit.rules.exclude", OK, "no exclude rule drops a record type agentd reads")
 
 
+def check_boot(ctx, etc: str = "/etc/audit") -> Finding:
+    """The rules auditd loads when it starts: augenrules compiles rules.d/*.rules into
+    audit.rules. Rules loaded by hand with auditctl are gone after a reboot."""
+    rules_path = shared_file(RULES_REL)
+    wanted = auditrules.parse_rules(read_text(rules_path) or "").rules
+    files = sorted(glob.glob(os.path.join(etc, "rules.d", "*.rules"))) + [os.path.join(etc, "audit.rules")]
+    texts = [read_text(f) for f in files]
+    if not any(t is not None for t in texts):
+        return Finding("audit.rules.boot", WARN, f"cannot read the rules auditd loads at start ({etc})",
+                       "whether the coverage above survives a reboot", "run doctor as root")
+    boot = auditrules.parse_rules("\n".join(t for t in texts if t)).rules
+    lost = sorted({auditrules.group_name(r) for r in wanted if not auditrules.coverage(r, boot).covered})
+    if lost:
+        return Finding("audit.rules.boot", WARN, f"loaded now, but not in {etc}/rules.d: {', '.join(lost)} "
+                       "would be missing after a reboot or an auditd restart",
+                       "what those rules record, from the next boot on",
+                       f"cp {rules_path} {etc}/rules.d/agentd.rules && augenrules --load")
+    return Finding("audit.rules.boot", OK, f"the rules in {etc}/rules.d cover the recommended ones at every start")
+
+
 def check_immutable(ctx) -> Finding:
     st = ctx.memo("audit.status", status)
     if st.get("enabled") == "2":
@@ -230,4 +251,4 @@ def checks(ctx) -> list:
     out = [daemon, check_log(ctx)]
     if daemon.status == FAIL and "_error" in ctx.memo("audit.status", status):
         return out
-    return out + check_rules(ctx) + [check_immutable(ctx)] + check_status(ctx)
+    return out + check_rules(ctx) + [check_boot(ctx), check_immutable(ctx)] + check_status(ctx)

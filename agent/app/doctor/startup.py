@@ -14,7 +14,7 @@ log = logging.getLogger("agentd")
 # The shippers report their own connection errors while running.
 RUN_GROUPS = ("agent", "audit", "pam", "sshd", "journald", "posture")
 # Checks that ask what only root may ask (auditctl -s / -l, sshd -T reading host keys).
-NEED_ROOT = ("audit.daemon", "audit.rules", "sshd.config")
+NEED_ROOT = ("audit.daemon", "audit.rules", "audit.rules.boot", "sshd.config")
 
 
 def destinations(cfg) -> str:
