@@ -169,7 +169,17 @@ class Redactor:
         out = []
         prev = first_prev
         in_key = False
+        heredoc = None          # (delimiter, separator) of a here-document holding secrets
         for line in lines:
+            if heredoc is not None:
+                if line.strip() == heredoc[0]:
+                    heredoc = None
+                    out.append(line)
+                else:
+                    sep = heredoc[1]
+                    out.append(line.split(sep, 1)[0] + sep + MASK if sep and sep in line else None)
+                prev = line
+                continue
             if in_key:
                 out.append(None)
                 in_key = not _PEM_END.search(line)
@@ -178,6 +188,7 @@ class Redactor:
             else:
                 out.append(self.redact_text(line)[0])
                 in_key = self._pem_lines and bool(_PEM_BEGIN.search(line)) and not _PEM_END.search(line)
+                heredoc = self.rules.heredoc_secret(line) if "<<" in line else None
             prev = line
         return out
 

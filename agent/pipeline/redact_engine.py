@@ -30,6 +30,7 @@ _UNQUOTE = re.compile(r"""'([^']*)'|"((?:\\.|[^"\\])*)"|\\(.)""")
 _OPT = re.compile(r"(--?)([A-Za-z][\w.\-]*)(?:=(.*))?$", re.S)
 _SLASH_CREDS = re.compile(r"((?:(?:userid|target|auxiliary|catalog)=)?[^/@\s=:]+/)([^@\s]+)(@.*)?$", re.I)
 _USERHOST = re.compile(r"([^\s:@/-][^\s:@]*:)([^@\s]+)(@[\w.\-\[\]:]+)$")
+_HEREDOC = re.compile(r"<<-?\s*['\"]?(\w+)['\"]?")
 _REDIRECT = re.compile(r"\d*(?:[<>]+&?|&>)")
 _KV_WORD = re.compile(r"[A-Za-z_][\w.\-]*=(?!=)")
 
@@ -367,6 +368,15 @@ class Rules:
                 if v is not None:
                     out[i] = "<<<" + v
         return out
+
+    def heredoc_secret(self, line: str) -> Optional[tuple]:
+        """(delimiter, separator) when ``line`` starts a here-document fed to a program that reads
+        a secret on stdin (``chpasswd <<EOF``): its lines up to the delimiter are secrets."""
+        m = _HEREDOC.search(line)
+        if not m or not self.stdin:
+            return None
+        sep = self._stdin_sep([unquote(w.group()) for w in WORD.finditer(line[:m.start()]) if w.lastgroup == "w"])
+        return None if sep is None else (m.group(1), sep)
 
     def _stdin_sep(self, argv: list) -> Optional[str]:
         for t in (t for a in argv if isinstance(a, str) and a for t in self.tools_for(a)):

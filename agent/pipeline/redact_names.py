@@ -17,7 +17,7 @@ _PARTS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _VARREF = re.compile(r"\$[A-Za-z_{(]|`|\{\{|%\{|%\(")
 PATHLIKE = re.compile(r"(?:~|\.{1,2})?/")
 # NAME=VALUE / "NAME": VALUE / Name: value, NAME at a word or list boundary
-_NAMED = re.compile(r"""(?:(?<=\\[nt])|(?<=-[DP])|(?<![^\s,;&?'"{(=:/\[]))(\\?["']?)([A-Za-z_][\w.\-]*)\1(=|[ \t]*:[ \t]*)""")
+_NAMED = re.compile(r"""(?:(?<=\\[nt])|(?<=-[DP])|(?<![^\s,;&?'"{(=:/\[]))(\\?["']?)([A-Za-z_][\w.\-]*)\1(=|[ \t]*:[ \t]*|[ \t]+=[ \t]*)""")
 _NEXT_KV = re.compile(r"[A-Za-z_][\w.\-]*=")
 _VALUE_STOP = frozenset(" \t\r\n;&|'\"`<>()}]\\")
 _SCHEME = re.compile(r"[A-Za-z][\w-]*[ \t]+(?=\S)")
@@ -37,6 +37,13 @@ def _norm(name: str) -> str:
 
 def _name_parts(name: str) -> list:
     return [p.lower() for p in _PARTS.findall(name)] or [name.lower()]
+
+
+def _line_start(s: str, i: int) -> bool:
+    j = i
+    while j > 0 and s[j - 1] in " \t":
+        j -= 1
+    return j == 0 or s[j - 1] in "\n\"'" or s.startswith(("\\n", "\\t"), j - 2)
 
 
 class SecretNames:
@@ -75,7 +82,9 @@ class SecretNames:
         for m in _NAMED.finditer(s):
             if m.start() < pos or not self.is_secret_name(m.group(2)):
                 continue
-            colon = m.group(3) != "="
+            colon = m.group(3) != "=" and "=" not in m.group(3)
+            if m.group(3) != "=" and "=" in m.group(3) and not _line_start(s, m.start()):
+                continue            # "name = value" only as a line of a config file (ini, heredoc, echo -e)
             opened = s[m.start(2) - 1] if m.start(2) and not m.group(1) else ""
             if opened and opened in "'\"" and s.startswith(opened, m.end()):
                 continue            # 'API_KEY=' / "Password: " end a quoted text; no value follows

@@ -143,7 +143,7 @@ TOOLS = (
     Tool("mkpasswd", r"mkpasswd", positional=(((), (0,)),), takes=("-m", "-S", "-R", "-P", "--method", "--salt", "--rounds")),
     Tool("samba", r"smbclient|rpcclient|smbcacls|smbget|smbtree|smbcquotas|net|winexe|samba-tool|smbspool|nmblookup",
          userpass={"-U": "%", "--user": "%", "--username": "%"},
-         positional=((("user", "create"), (1,)), (("user", "add"), (1,))),
+         positional=((("user", "create"), (1,)), (("user", "add"), (1,)), (("rpc", "password"), (1,))),
          stdin=()),
     Tool("smbclient-service-password", r"smbclient", positional=(((), (1,)),), first_operand=r"//|\\\\",
          takes=("-U", "-W", "-c", "-I", "-p", "-m", "-A", "-n", "-O", "-R", "-s", "-l", "-d", "-t", "-T", "-D",
@@ -191,6 +191,7 @@ TOOLS = (
     Tool("jenkins-cli", r"jenkins-cli(?:\.jar)?", userpass={"-auth": ":"}),
     Tool("govc", r"govc", userpass={"-u": ":"}),
     Tool("wpa_cli", r"wpa_cli", pairs_after=((),)),
+    Tool("setenv", r"setenv|launchctl", pairs_after=((),)),      # csh: setenv NAME value
     Tool("rabbitmq", r"rabbitmqctl", positional=((("add_user",), (1,)), (("change_password",), (1,)),
                                                   (("authenticate_user",), (1,))), takes=("-n", "-p", "-q")),
     Tool("rabbitmqadmin", r"rabbitmqadmin|cqlsh|cypher-shell|couchbase-cli|elasticsearch-users|twine|poetry|"
@@ -221,7 +222,7 @@ TOOLS = (
 )
 
 # Programs whose literal arguments are what a stdin reader reads: ``echo pw | sudo -S id``.
-STDIN_FEEDERS = {"echo", "printf"}
+STDIN_FEEDERS = {"echo", "printf", "yes"}
 
 # --- whole-text rules --------------------------------------------------------------------------------
 # (name, gates, regex): a rule runs only when the lower-cased text contains one of its gates
@@ -245,6 +246,8 @@ TEXT_RULES = (
      r"(?i)((?:\bidentified\s+(?:with\s+\S+\s+)?by\s+(?:password\s+)?|\bwith\s+(?:encrypted\s+)?password\s+|"
      r"\bset\s+password\s*(?:for\s+\S+\s*)?=\s*(?:password\s*\(\s*)?|\b(?:user|role)\s[^'\";]*?\bpassword\s+|"
      r"\bpassword\s*\(\s*)\\?['\"])([^'\"\s\\]+)(\\?['\"])"),
+    ("pgpass-line", ("pgpass",),
+     r"((?:^|(?<=[\s'\"]))[^\s:'\"]+:(?:\d+|\*):[^\s:'\"]*[A-Za-z_*][^\s:'\"]*:[^\s:'\"]*[A-Za-z_*][^\s:'\"]*:)([^\s'\"]+)()"),
     ("netrc", ("machine",), r"(\bmachine\s+\S+\s+login\s+\S+\s+password\s+)([^\s'\"]+)()"),
     ("expect-send", ("send",),
      r"(?i)(expect\s+(?:-\w+\s+)?[\"'{][^\"'}]*(?:assword|passphrase|pin)[^\"'}]*[\"'}]\s*[;\n]?\s*send\s+(?:--\s+)?[\"'{])"

@@ -203,3 +203,11 @@ def test_pasted_private_key_is_masked_line_by_line():
     assert lines[2] == MASK and lines[3] == MASK and lines[-1] == "ls"
     out = dumps(doc).decode()
     assert "b3BlbnNz" not in out and "ExampleKeyBody" not in out
+
+
+def test_here_document_fed_to_a_password_reader_is_masked():
+    doc = tty_event(b"sudo chpasswd <<EOF\rbob:S3cretHd\rcarol:0therHd\rEOF\rcat <<EOF\rplain text\rEOF\r")
+    assert R.apply(doc)
+    assert doc["keystrokes"]["lines"] == ["sudo chpasswd <<EOF", "bob:" + MASK, "carol:" + MASK, "EOF",
+                                          "cat <<EOF", "plain text", "EOF"]
+    assert "S3cretHd" not in dumps(doc).decode() and "0therHd" not in dumps(doc).decode()

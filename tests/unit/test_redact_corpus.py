@@ -87,7 +87,8 @@ def test_secret_args_masked_and_mask_is_stable(line):
     joined = " ".join(masked)
     for secret in re.findall("⟦(.*?)⟧", line):
         secret = secret.strip("'\"")
-        assert len(secret) < 5 or secret not in joined, f"{secret!r} left in {masked}"
+        # the secret may also be an ordinary word of the line (ipmitool -U ADMIN -P ADMIN)
+        assert len(secret) < 5 or joined.count(secret) <= expected.count(secret), f"{secret!r} left in {masked}"
 
 
 def test_rules_can_be_disabled_and_names_added():
