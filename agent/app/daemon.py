@@ -47,7 +47,8 @@ class Runtime:
             self.spool.write("agentd", [gap_doc(host, "spool", "spool-recovered", self.spool.recovered)], None)
         self.pipeline = Pipeline(
             cfg.agent, host, store=self.spool, live=True,
-            expect_journal=any(c.type_name == "journald" for c in cfg.enabled("collector")))
+            expect_journal=any(c.type_name == "journald" for c in cfg.enabled("collector")),
+            sections=cfg.sections, config_path=cfg.path)
         self._emit_lock = threading.Lock()
         self.stop_event = threading.Event()
         self.collectors: list = []  # (name, collector, thread)

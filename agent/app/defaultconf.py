@@ -44,6 +44,22 @@ def _option_lines(options: dict) -> list:
     return lines
 
 
+def _stage_sections() -> list:
+    """[detections] is active (on by default); each [detection:RULE] is listed commented out:
+    uncomment the header and the options to change."""
+    from agent.pipeline.detections.options import section_docs
+
+    docs = section_docs()
+    out: list = []
+    for name, schema in registry.section_schemas().items():
+        prefix = "" if ":" not in name else "#"
+        out.append(f"# {docs.get(name, name)}")
+        out.append(f"{prefix}[{name}]")
+        out.append("")
+        out += _option_lines(schema)
+    return out
+
+
 def render() -> str:
     out = [HEADER, "[agent]", ""]
     out += _option_lines(AGENT_OPTIONS)
@@ -58,4 +74,5 @@ def render() -> str:
             out.append(f"{prefix}enabled = {'true' if active else 'false'}")
             out.append("")
             out += _option_lines(cls.options)
+    out += _stage_sections()
     return "\n".join(out).rstrip("\n") + "\n"

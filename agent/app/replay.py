@@ -26,8 +26,8 @@ def _confs(path):
         errors = check_conf(cfg.agent)
         if errors:
             raise ConfigError([f"Error: {path} [agent] {key}: {msg}" for key, msg in errors])
-        return cfg.agent, {c.type_name: c.conf for c in cfg.collectors}
-    return {k: o.default_value() for k, o in AGENT_OPTIONS.items()}, {}
+        return cfg.agent, {c.type_name: c.conf for c in cfg.collectors}, cfg.sections
+    return {k: o.default_value() for k, o in AGENT_OPTIONS.items()}, {}, {}
 
 
 def _collector(cls, name: str, overrides: dict, ctx):
@@ -70,16 +70,33 @@ class _Writer:
         self.journal.clear()
 
 
+def _say_detections(pipeline: Pipeline) -> None:
+    """Retro-hunt: say which rules cannot give the live result here, instead of silently differing."""
+    det = pipeline.detections
+    if det is None:
+        print("agentd replay: detections off", file=sys.stderr)
+        return
+    d = det.describe()
+    print(f"agentd replay: detections on: {len(d['loaded'])} rules, {len(d['skipped'])} Sigma rules skipped",
+          file=sys.stderr)
+    for rule_id, note in d["replay_notes"]:
+        print(f"agentd replay: rule {rule_id} differs from live: {note}", file=sys.stderr)
+    print("agentd replay: rule agentd-agent-tampered: the agent's own stops and changes are seen only live",
+          file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        agent_conf, collector_confs = _confs(args.config)
+        agent_conf, collector_confs, sections = _confs(args.config)
     except ConfigError as e:
         for line in e.lines:
             print(line, file=sys.stderr)
         return 2
     ctx = RunContext(agent_conf)
     out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
-    writer = _Writer(out, Pipeline(agent_conf, ctx.host, expect_journal=bool(args.journal)))
+    pipeline = Pipeline(agent_conf, ctx.host, expect_journal=bool(args.journal), sections=sections)
+    _say_detections(pipeline)
+    writer = _Writer(out, pipeline)
     status = 0
     try:
         if args.journal:

@@ -91,11 +91,14 @@ class ComponentConf:
 
 
 class Config:
-    def __init__(self, path: str, agent: dict, collectors: list, shippers: list):
+    def __init__(self, path: str, agent: dict, collectors: list, shippers: list, sections: Optional[dict] = None):
         self.path = path
         self.agent = agent
         self.collectors = collectors
         self.shippers = shippers
+        # Stage-owned sections ([detections], [detection:NAME]): name -> typed options;
+        # a section absent from the file holds its defaults.
+        self.sections = sections or {}
 
     def enabled(self, kind: str) -> list:
         items = self.collectors if kind == "collector" else self.shippers
@@ -194,19 +197,29 @@ def parse_config_text(text: str, path: str) -> Config:
     agent_items: dict = {}
     collectors: list = []
     shippers: list = []
+    stage_schemas = registry.section_schemas()
+    stage_items: dict = {}
     for section in cp.sections():
         items = dict(cp.items(section))
         if section == "agent":
             agent_items = items
             continue
+        if section in stage_schemas:
+            stage_items[section] = items
+            continue
         m = _SECTION_RE.match(section)
         if not m:
-            errors.add(section, None, "unknown section; allowed: [agent], [collector:NAME], [shipper:NAME]")
+            known = ", ".join(f"[{s}]" for s in stage_schemas if ":" not in s)
+            rules = ", ".join(s.split(":", 1)[1] for s in stage_schemas if s.startswith("detection:"))
+            errors.add(section, None, f"unknown section; allowed: [agent], [collector:NAME], [shipper:NAME], "
+                       f"{known}, [detection:RULE] with RULE one of: {rules}")
             continue
         comp = _load_component(errors, m.group(1), m.group(2), section, items)
         if comp is not None:
             (collectors if comp.kind == "collector" else shippers).append(comp)
     agent = _validate_options(errors, "agent", agent_items, AGENT_OPTIONS)
+    sections = {name: _validate_options(errors, name, stage_items.get(name, {}), schema)
+                for name, schema in stage_schemas.items()}
     if not errors.lines:
         if not any(c.enabled for c in collectors):
             errors.add(None, None, "no enabled [collector:NAME] section; the agent would read nothing")
@@ -214,7 +227,7 @@ def parse_config_text(text: str, path: str) -> Config:
             errors.add(None, None, "no enabled [shipper:NAME] section; events would go nowhere")
     if errors.lines:
         raise ConfigError(errors.lines)
-    return Config(path, agent, collectors, shippers)
+    return Config(path, agent, collectors, shippers, sections)
 
 
 def load_config(path: str = DEFAULT_PATH) -> Config:

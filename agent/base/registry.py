@@ -28,6 +28,9 @@ KINDS = {"collector": COLLECTORS, "shipper": SHIPPERS}
 RAW_TEXT = {
     "auditd": "collectors.auditd.raw_redact:RAW_TEXT",
 }
+# Sections of agentd.conf owned by a pipeline stage: a function returning
+# {section name: option schema}. Named here so config loading stays in the base.
+SECTIONS = ("agent.pipeline.detections.options:section_schemas",)
 
 
 class RegistryError(Exception):
@@ -68,3 +71,10 @@ def raw_text(module: str):
             except ImportError as e:
                 raise RegistryError(f"raw text redactor for {module!r} cannot be loaded: {e}") from None
     return _raw_text_cache[module]
+def section_schemas() -> dict:
+    """Every stage-owned section's schema, {name: {key: Option}}, in agentd.conf order."""
+    out: dict = {}
+    for target in SECTIONS:
+        module_name, _, attr = target.partition(":")
+        out.update(getattr(importlib.import_module(module_name), attr)())
+    return out

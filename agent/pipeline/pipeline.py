@@ -16,7 +16,10 @@ stage never sees what it added itself. A new stage is added here, in one place.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from agent.base.events import Event
+from agent.pipeline.detections.engine import DetectionStage
 from agent.pipeline.process_tree import ProcessTree
 from agent.pipeline.redact import Redactor, rule_names
 from agent.pipeline.session_store import SessionStore
@@ -44,9 +47,11 @@ def check_conf(agent_conf: dict) -> list:
 
 
 class Pipeline:
-    def __init__(self, agent_conf: dict, host, store=None, live: bool = False, expect_journal: bool = False):
+    def __init__(self, agent_conf: dict, host, store=None, live: bool = False, expect_journal: bool = False,
+                 sections: Optional[dict] = None, config_path: Optional[str] = None):
         self.sessions = SessionTracker(host, store=SessionStore(store) if store is not None else None, live=live,
                                        expect_journal=expect_journal)
+        self.detections: Optional[DetectionStage] = None
         self.stages: list = []
         if agent_conf.get("redact", True):
             self.stages.append(RedactionStage(Redactor(
@@ -55,6 +60,10 @@ class Pipeline:
         self.stages.append(self.sessions)
         # After the join: a login's entry leader and source IP come from the session.
         self.stages.append(ProcessTree(host, self.sessions, store=store, live=live))
+        if ((sections or {}).get("detections") or {}).get("enabled", True):
+            self.detections = DetectionStage(sections, host, store=store, sessions=self.sessions, live=live,
+                                             config_path=config_path)
+            self.stages.append(self.detections)
 
     def apply(self, events: list) -> list:
         """Run events through every stage, in place; returns them plus what the stages added,

@@ -123,11 +123,19 @@ class SessionTracker:
                 pid = pid_of(doc)
                 if pid is not None and pid in self.by_pid and doc["event"].get("module") != "auditd":
                     ses = self.by_pid[pid]
+            if ses is None and doc["event"].get("kind") == "alert":
+                ses = self._ses_of_id(get(doc, "session", "id"))
             s = self.sessions.get(ses) if ses else None
             if s is not None:
                 doc["session"] = self._public(s)
                 self._count(s, doc)
             return extra
+
+    def _ses_of_id(self, sid) -> Optional[str]:
+        # An alert carries its evidence's session.id, not a ses of its own.
+        ses = str(sid or "").rpartition(":")[2]
+        s = self.sessions.get(ses)
+        return ses if s is not None and s["id"] == sid else None
 
     def _observe(self, doc: dict) -> list:
         ev = doc.get("event", {})

@@ -79,7 +79,7 @@ def test_execve_args_match_libauparse(run):
         raw_args, argc = decode.execve_args(ex)
         want = oracle[ev.serial]
         assert argc == len(want)
-        for b, w in zip(raw_args, want):
+        for b, w in zip(raw_args, want, strict=False):
             text, esc = decode.bytes_to_text(b)
             if w is None:                       # auparse could not decode it (not UTF-8)
                 assert esc and decode.text_to_bytes(text, esc) == b
@@ -102,7 +102,7 @@ def test_documents_match_golden(run):
             pytest.skip("golden file created; review and commit it")
     want = EXPECTED.read_text(encoding="utf-8").splitlines()
     assert len(got) == len(want)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         if g != w:
             assert loads(g) == loads(w)  # pytest shows the differing keys
     assert len({d["event"]["id"] for d in docs}) == len(docs)
