@@ -29,8 +29,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     if cfg is None:
         return 2
+    from agent.app import rules_cli
+
+    rule_errors = rules_cli.check(cfg)
+    for line in rule_errors:
+        print(line, file=sys.stderr)
+    if rule_errors:
+        return 2
     parts = [f"{c.section} ({c.type_name})" for c in cfg.enabled("collector") + cfg.enabled("shipper")]
-    print(f"{args.config}: OK: {', '.join(parts)}")
+    print(f"{args.config}: OK: {', '.join(parts)}; {rules_cli.summary(cfg)}")
     if not args.online:
         return 0
     from agent.app.doctor import shippers
@@ -109,6 +116,15 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         return 3
 
 
+def cmd_rules(args: argparse.Namespace) -> int:
+    from agent.app import rules_cli
+
+    cfg = _load(args.config)
+    if cfg is None:
+        return 2
+    return rules_cli.list_rules(cfg)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="agentd",
@@ -165,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--since", default="24h", help="how far back to list (default 24h)")
     sp.add_argument("--user", default="", help="only this login user")
     sp.set_defaults(func=cmd_sessions)
+
+    sp = sub.add_parser("rules", help="detection rules: built-in and Sigma, loaded or skipped and why")
+    with_config(sp)
+    sp.add_argument("action", nargs="?", choices=["list"], default="list")
+    sp.set_defaults(func=cmd_rules)
 
     sp = sub.add_parser("default-config", help="print the default agentd.conf generated from the schema")
     sp.set_defaults(func=cmd_default_config)

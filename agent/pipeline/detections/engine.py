@@ -93,6 +93,13 @@ class DetectionStage:
             from agent.pipeline.detections.sigma.ruleset import SigmaRuleSet
 
             self.sigma = SigmaRuleSet(self.conf["sigma_dirs"], disabled=self.conf["sigma_disabled"])
+            # Reported once per load (start or SIGHUP), never per event.
+            for path, rid, title, reason in self.sigma.skipped:
+                log.info("sigma: skipped %s (%s) in %s: %s", rid, title, path, reason)
+            for path, reason in self.sigma.errors:
+                log.error("sigma: %s: %s", path, reason)
+            log.info("sigma: %d rules loaded, %d skipped, %d files with errors", len(self.sigma.rules),
+                     len(self.sigma.skipped), len(self.sigma.errors))
         self.route: dict = {}
         for rule in self.rules:
             for ds in rule.datasets or ("*",):
@@ -104,6 +111,8 @@ class DetectionStage:
         self._dirty = False
         self._saved_at = 0.0
         self._expired_at = 0.0
+        self._stamp: object = None
+        self._ts: Optional[float] = None
         self._startup: list = self._startup_events() if live else []
 
     # -- persistence ---------------------------------------------------------
@@ -152,9 +161,10 @@ class DetectionStage:
         out: list = []
         if self._startup:
             out += self._run_startup()
-        ts = parse_rfc3339(doc.get("@timestamp"))
-        if ts is None:
-            ts = self.now()
+        stamp = doc.get("@timestamp")
+        if stamp != self._stamp:  # batches share timestamps: parse each once
+            self._stamp, self._ts = stamp, parse_rfc3339(stamp)
+        ts = self._ts if self._ts is not None else self.now()
         hits: list = []
         ds = ev.get("dataset", "")
         rules = self.route.get(ds)

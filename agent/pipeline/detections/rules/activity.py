@@ -145,6 +145,8 @@ class DownloadAndRun(Rule):
                 if len(files) > 1000:
                     del files[min(files, key=lambda k: files[k][0])]
             return []
+        if not files:
+            return []  # nothing downloaded lately: the common case, kept cheap
         exe = get(doc, "process", "executable")
         cands = {exe} if exe else set()
         # chmod +x of a download, or a shell/interpreter given it as its script
