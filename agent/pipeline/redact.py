@@ -204,7 +204,7 @@ class Redactor:
         if isinstance(details, list):
             ended = [d for d in details if isinstance(d, dict) and d.get("end") in ("ret", "nl")]
             masked = self.mask_lines([d.get("line", "") for d in ended], first_prev)
-            done = {id(d): m for d, m in zip(ended, masked)}
+            done = {id(d): m for d, m in zip(ended, masked, strict=False)}
             for d in details:
                 if not isinstance(d, dict) or not isinstance(d.get("line"), str):
                     continue

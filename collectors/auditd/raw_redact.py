@@ -84,7 +84,7 @@ class AuditdRawText:
         masked = mask_runs(plain)
         out = []
         pos = 0
-        for m, before, after in zip(runs, plain, masked):
+        for m, before, after in zip(runs, plain, masked, strict=False):
             if after == before:
                 continue
             out.append(text[pos:m.start()])
