@@ -50,11 +50,7 @@ def _longest_literal(s: t.SigmaString) -> str:
     return max((p.lower() for p in s.s if isinstance(p, str)), key=len, default="")
 
 
-def _keyword_test(s: t.SigmaString) -> Callable:
-    """A keyword matches anywhere in the text (full-text search), wildcards inside it as usual."""
-    if not s.contains_special():
-        want = s.to_plain().lower()
-        return lambda low: want in low
+def _wildcard_regex(s: t.SigmaString) -> re.Pattern:
     out = []
     for p in s.s:
         if isinstance(p, str):
@@ -64,9 +60,16 @@ def _keyword_test(s: t.SigmaString) -> Callable:
         elif p is t.SpecialChars.WILDCARD_SINGLE:
             out.append(".")
         else:
-            raise Unsupported(f"placeholder {p} in a keyword")
-    rx = re.compile("".join(out), re.S)
-    need = _longest_literal(s)
+            raise Unsupported(f"placeholder {p} in a value")
+    return re.compile("".join(out), re.S)
+
+
+def _keyword_test(s: t.SigmaString) -> Callable:
+    """A keyword matches anywhere in the text (full-text search), wildcards inside it as usual."""
+    if not s.contains_special():
+        want = s.to_plain().lower()
+        return lambda low: want in low
+    rx, need = _wildcard_regex(s), _longest_literal(s)
     return lambda low: need in low and rx.search(low) is not None
 
 
@@ -86,18 +89,7 @@ def _string_test(s: t.SigmaString) -> Callable:
             return lambda low: low.endswith(body)
         if ends and len(parts) == 2:
             return lambda low: low.startswith(body)
-    out = []
-    for p in parts:
-        if isinstance(p, str):
-            out.append(re.escape(p.lower()))
-        elif p is t.SpecialChars.WILDCARD_MULTI:
-            out.append(".*")
-        elif p is t.SpecialChars.WILDCARD_SINGLE:
-            out.append(".")
-        else:
-            raise Unsupported(f"placeholder {p} in a value")
-    rx = re.compile("".join(out), re.S)
-    need = _longest_literal(s)
+    rx, need = _wildcard_regex(s), _longest_literal(s)
     return lambda low: need in low and rx.fullmatch(low) is not None
 
 
