@@ -215,6 +215,9 @@ def _reload(rt: Runtime) -> Runtime:
     log.info("reloading %s", rt.cfg.path)
     rt.stop(rt.cfg.agent["shutdown_timeout"])
     setup_logging(new.agent["log_level"])
+    from agent.app.doctor import startup
+
+    log.info("%s", startup.destinations(new))  # the shippers may have changed
     nrt = Runtime(new)
     nrt.start()
     notify.notify("READY=1")

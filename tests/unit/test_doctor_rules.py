@@ -162,3 +162,24 @@ def test_rules_that_auditd_loads_at_start_are_checked_too(tmp_path):
     with open(RULES_FILE) as src:
         (tmp_path / "rules.d" / "agentd.rules").write_text(src.read())
     assert audit.check_boot(ctx, str(tmp_path)).status == OK
+
+
+def test_a_near_miss_says_which_filter_makes_it_narrower():
+    extra = auditrules.parse_rules(_read("auditctl-l.extra.txt")).rules
+    b64 = next(r for r in _by_key(_wanted().rules, "exec") if r.arch == "b64")
+    assert auditrules.coverage(b64, _by_key(extra, "cis_exec")).narrower == [["auid>=1000"]]
+    ctx = _ctx("\n".join(r.text for r in _by_key(extra, "cis_exec")))
+    gap = next(f for f in audit.check_rules(ctx) if f.check == "audit.rules.exec")
+    assert "a loaded rule also requires auid>=1000, which is narrower" in gap.summary
+    sudoers_d = next(r for r in _wanted().rules if r.is_watch and ("watch", "=", "/etc/sudoers.d") in r.fields)
+    near = auditrules.coverage(sudoers_d, _by_key(extra, "dirform")).narrower
+    assert near == [["perm=w"]]
+
+
+def test_a_directory_watch_covers_the_files_below_it(tmp_path):
+    (tmp_path / "ssh").mkdir()
+    wanted = auditrules.parse_rule(f"-w {tmp_path}/ssh/sshd_config -p wa -k sshd_config")
+    parent = auditrules.parse_rule(f"-w {tmp_path}/ssh -p wa -k ssh")
+    assert auditrules.coverage(wanted, [parent]).covered
+    sibling = auditrules.parse_rule(f"-w {tmp_path}/ss -p wa -k ssh")
+    assert not auditrules.coverage(wanted, [sibling]).covered

@@ -158,9 +158,10 @@ def _describe(group: str, rules: list) -> str:
 
 
 def _missing_text(c: auditrules.Coverage) -> str:
+    near = "".join(f"; a loaded rule also requires {' '.join(x)}, which is narrower" for x in c.narrower)
     if c.wanted.is_watch:
-        return f"watch {next(f[2] for f in c.wanted.fields if f[0] == 'watch')}"
-    return f"{','.join(sorted(c.missing))} on {c.wanted.arch} (wanted: {c.wanted.text})"
+        return f"watch {next(f[2] for f in c.wanted.fields if f[0] == 'watch')}{near}"
+    return f"{','.join(sorted(c.missing))} on {c.wanted.arch} (wanted: {c.wanted.text}{near})"
 
 
 def _check_exclude(loaded: list) -> Finding:

@@ -13,6 +13,7 @@ place of ``auid!=unset`` is not (it misses root logins, auid 0).
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import re
 import shlex
@@ -174,6 +175,11 @@ def _filters_within(loaded: Rule, wanted: Rule) -> bool:
     for f in loaded.fields:
         if f in wanted.fields:
             continue
+        if f[0] == "watch":
+            # A directory watch is recursive: a watch on /etc/ssh covers /etc/ssh/sshd_config.
+            want = next((w for w in wanted.fields if w[0] == "watch"), None)
+            if want is not None and want[2].startswith(f[2].rstrip("/") + "/") and os.path.isdir(f[2]):
+                continue
         if f[0] == "perm":
             want = next((w for w in wanted.fields if w[0] == "perm"), None)
             if want is not None and set(want[2]) <= set(f[2]):
@@ -192,6 +198,7 @@ class Coverage:
     by: list                  # the loaded rules that cover it
     other_keys: set           # keys of covering rules when they differ from wanted's
     never: list               # loaded `never` rules before a covering rule that overlap it
+    narrower: list = dataclasses.field(default_factory=list)  # filters of near-miss rules wanted lacks
 
     @property
     def covered(self) -> bool:
@@ -217,7 +224,17 @@ def coverage(wanted: Rule, loaded: list) -> Coverage:
         never = [r for r in loaded[:first]
                  if r.list == wanted.list and r.action == "never" and r.arch == wanted.arch
                  and ("all" in r.syscalls or r.syscalls & wanted.syscalls or "all" in wanted.syscalls)]
-    return Coverage(wanted, frozenset(missing), by, other, never)
+    narrower = []
+    if missing:
+        # Rules that would have covered but for extra filters: say which filters, the usual
+        # cause (e.g. auid>=1000 from a CIS profile, which skips root logins).
+        for r in loaded:
+            if (r.list == wanted.list and r.action == "always" and r.arch == wanted.arch
+                    and (r.syscalls & missing or "all" in r.syscalls) and not _filters_within(r, wanted)):
+                extra = sorted(f"{n}{op}{v}" for n, op, v in r.fields - wanted.fields if n != "watch")
+                if extra and extra not in narrower:
+                    narrower.append(extra)
+    return Coverage(wanted, frozenset(missing), by, other, never, narrower)
 
 
 def group_name(rule: Rule) -> str:
