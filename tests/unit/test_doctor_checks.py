@@ -121,6 +121,8 @@ def test_posture_lines(ctx, tmp_path, monkeypatch):
     assert found["posture.AllowTcpForwarding"].status == OK and "DisableForwarding yes" in \
         found["posture.AllowTcpForwarding"].summary
     assert found["posture.AuthenticationMethods"].status == OK
+    _sshd(ctx, authenticationmethods="publickey,password publickey")
+    assert {f.check: f for f in posture.checks(ctx)}["posture.AuthenticationMethods"].status == WARN
 
 
 def test_journald_settings_merge_drop_ins_by_name(tmp_path):
@@ -162,3 +164,17 @@ def test_run_logs_what_it_could_not_ask_once_at_info(ctx, monkeypatch, caplog):
                     "`agentd doctor` as root does") in msgs
     assert not any(level == "ERROR" and ("audit.daemon" in m or "sshd.config" in m) for level, m in msgs), msgs
     assert startup.destinations(ctx.cfg) == f"events go to: [shipper:file] file {ctx.cfg.enabled('shipper')[0].conf['path']}"
+
+
+def test_check_config_online_runs_the_same_shipper_checks(tmp_path, capsys):
+    from agent.app import cli
+
+    good = tmp_path / "good.conf"
+    good.write_text(f"[collector:auditd]\ntype = auditd\n[shipper:out]\ntype = file\npath = {tmp_path}/o.jsonl\n")
+    assert cli.main(["check-config", "-c", str(good), "--online"]) == 0
+    assert f"[shipper:out] OK: {tmp_path}/o.jsonl is writable" in capsys.readouterr().out
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[collector:auditd]\ntype = auditd\n[shipper:out]\ntype = file\n"
+                   f"path = {tmp_path}/missing/deeper/o.jsonl\n")
+    assert cli.main(["check-config", "-c", str(bad), "--online"]) == 1
+    assert "[shipper:out] FAILED:" in capsys.readouterr().out

@@ -77,7 +77,8 @@ def checks(ctx) -> list:
         out.append(Finding("posture.PasswordAuthentication", OK, "no password logins (keys only)",
                            cis=NOT_CONFIRMED))
     methods = s.get("authenticationmethods", "any")
-    if methods == "any" or not any("," in m for m in methods.split()):
+    # MFA only when every allowed list needs two methods ("publickey,password publickey" does not).
+    if methods == "any" or not all("," in m for m in methods.split()):
         out.append(Finding("posture.AuthenticationMethods", WARN, f"AuthenticationMethods {methods}: one factor "
                            "is enough (no MFA)", "nothing from agentd, but one stolen key or password is a login",
                            f"AuthenticationMethods publickey,keyboard-interactive in {cfg} with an OTP PAM module",
