@@ -18,6 +18,7 @@ from typing import Any, Optional
 import orjson
 
 from agent import __version__
+from agent.base.cache import BoundedCache
 
 # Top-level objects of agentd's own (not ECS field sets); README "ECS" lists what each holds.
 # Everything else in an event is an ECS field (tests/unit/test_ecs_fields.py checks it).
@@ -120,7 +121,7 @@ _UTC = _dt.timezone.utc
 _modf = math.modf
 # Whole second -> "YYYY-mm-ddTHH:MM:SS." (strftime is most of rfc3339's cost; events of
 # one second share it).
-_ts_prefix: dict = {}
+_ts_prefix = BoundedCache(4096)
 _ts_last: tuple = (None, "")
 
 
@@ -153,9 +154,7 @@ def rfc3339(ts: float) -> str:
     if prefix is None:
         s = _rfc3339_slow(ts)
         if s[-8:] == ".%06dZ" % us:
-            if len(_ts_prefix) >= 4096:
-                _ts_prefix.clear()
-            _ts_prefix[whole] = s[:-7]
+            _ts_prefix.put(whole, s[:-7])
         return s
     s = "%s%06dZ" % (prefix, us)
     if type(ts) is float:

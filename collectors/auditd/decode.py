@@ -24,6 +24,7 @@ import binascii
 import ipaddress
 import re
 import struct
+from functools import lru_cache
 from typing import Optional
 
 from collectors.auditd.parse import AuditRecord
@@ -78,19 +79,11 @@ def unhex(v: str) -> Optional[bytes]:
         return None
 
 
+@lru_cache(maxsize=4096)
 def _quote_marks(name: str) -> tuple:
-    """The byte strings that show ``name`` was written quoted (cached per field name)."""
-    marks = _marks.get(name)
-    if marks is None:
-        n = name.encode("ascii", "replace")
-        marks = (b" " + n + b'="', b"'" + n + b'="')
-        if len(_marks) >= 4096:
-            _marks.clear()
-        _marks[name] = marks
-    return marks
-
-
-_marks: dict = {}
+    """The byte strings that show ``name`` was written quoted."""
+    n = name.encode("ascii", "replace")
+    return (b" " + n + b'="', b"'" + n + b'="')
 
 
 def was_quoted(rec: AuditRecord, name: str) -> bool:
@@ -127,33 +120,13 @@ def value_text(rec: AuditRecord, name: str) -> Optional[str]:
     return None if b is None else bytes_to_text(b)[0]
 
 
-def _piece(raw: bytes) -> bytes:
-    if raw[:1] == b'"':
-        return raw[1:-1] if raw[-1:] == b'"' and len(raw) >= 2 else raw[1:]
-    if raw in (b"(null)",):
-        return b""
-    try:
-        return binascii.unhexlify(raw)
-    except (binascii.Error, ValueError):
-        return raw  # not hex after all: keep what was written
-
-
+@lru_cache(maxsize=4096)
 def _arg_name(name: bytes):
-    """``argc`` -> -1, ``aN`` -> (N, None), ``aN[i]`` -> (N, i); cached (few distinct names)."""
-    hit = _arg_names.get(name)
-    if hit is None:
-        if name == b"argc":
-            hit = -1
-        else:
-            br = name.find(b"[")
-            hit = (int(name[1:]), None) if br < 0 else (int(name[1:br]), int(name[br + 1:-1]))
-        if len(_arg_names) >= 4096:
-            _arg_names.clear()
-        _arg_names[name] = hit
-    return hit
-
-
-_arg_names: dict = {}
+    """``argc`` -> -1, ``aN`` -> (N, None), ``aN[i]`` -> (N, i) (few distinct names)."""
+    if name == b"argc":
+        return -1
+    br = name.find(b"[")
+    return (int(name[1:]), None) if br < 0 else (int(name[1:br]), int(name[br + 1:-1]))
 
 
 def execve_args(records: list) -> tuple:
@@ -180,7 +153,7 @@ def execve_args(records: list) -> tuple:
                 if argc is None and val.isdigit():
                     argc = int(val)
                 continue
-            # _piece, inlined: quoted text as-is, (null) empty, hex decoded.
+            # Quoted text as-is, (null) empty, hex decoded.
             if val[:1] == b'"':
                 val = val[1:-1] if val[-1:] == b'"' and len(val) >= 2 else val[1:]
             elif val == b"(null)":

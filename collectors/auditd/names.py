@@ -12,6 +12,8 @@ import grp
 import pwd
 from typing import Optional
 
+from agent.base.cache import BoundedCache
+
 __all__ = ["NameCache", "UNSET", "enriched_name"]
 
 # (uid_t)-1: "not set" (auid before login, ses 4294967295).
@@ -29,10 +31,10 @@ def enriched_name(value: Optional[str]) -> Optional[str]:
 class NameCache:
     def __init__(self, resolve: bool = True):
         self.resolve = resolve
-        self._users: dict = {}
-        self._groups: dict = {}
+        self._users = BoundedCache(_MAX)
+        self._groups = BoundedCache(_MAX)
 
-    def _get(self, cache: dict, fn, raw: Optional[str]) -> Optional[str]:
+    def _get(self, cache: BoundedCache, fn, raw: Optional[str]) -> Optional[str]:
         if raw is None:
             return None
         if raw in cache:
@@ -48,10 +50,7 @@ class NameCache:
                     name = fn(n)[0]
                 except (KeyError, OverflowError):
                     name = None
-        if len(cache) >= _MAX:
-            cache.clear()
-        cache[raw] = name
-        return name
+        return cache.put(raw, name)
 
     def user(self, uid: Optional[str]) -> Optional[str]:
         return self._get(self._users, pwd.getpwuid, uid)

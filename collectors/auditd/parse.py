@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from agent.base.cache import BoundedCache
+
 __all__ = ["AuditRecord", "ParseError", "parse_line", "MAX_LINE"]
 
 # The kernel caps a record near 8 KiB (MAX_AUDIT_MESSAGE_LENGTH 8970) and ENRICHED adds
@@ -40,12 +42,12 @@ _header_match = re.compile(
     r"(?:node=([^ ]*) )?type=([^ \x1d]+) msg=audit\((([0-9]+\.[0-9]+):([0-9]+))\):(?: |$)",
     re.ASCII).match
 # Parse caches (see AuditRecord.fields): bodies up to _CACHE_LEN characters, SYSCALL tails,
-# ENRICHED tails; each cleared when it reaches _CACHE_MAX entries.
+# ENRICHED tails.
 _CACHE_LEN = 200
 _CACHE_MAX = 2048
-_fields_cache: dict = {}
-_tail_cache: dict = {}
-_enriched_cache: dict = {}
+_fields_cache = BoundedCache(_CACHE_MAX)
+_tail_cache = BoundedCache(_CACHE_MAX)
+_enriched_cache = BoundedCache(_CACHE_MAX)
 
 
 class ParseError(ValueError):
@@ -105,9 +107,7 @@ class AuditRecord:
                     except Exception:  # noqa: BLE001 - never fails; keep what was found
                         f = self._fields = hit
                         return f
-                    if len(_fields_cache) >= _CACHE_MAX:
-                        _fields_cache.clear()
-                    _fields_cache[body] = hit
+                    _fields_cache.put(body, hit)
                 f = self._fields = hit.copy()
                 return f
             f = self._fields = {}
@@ -155,9 +155,7 @@ class AuditRecord:
                     e = self._enriched = hit
                     return e
                 if len(etext) <= _CACHE_LEN * 4:
-                    if len(_enriched_cache) >= _CACHE_MAX:
-                        _enriched_cache.clear()
-                    _enriched_cache[etext] = hit
+                    _enriched_cache.put(etext, hit)
                     hit = hit.copy()
                 e = self._enriched = hit
                 return e
@@ -217,9 +215,7 @@ def _parse_kernel_text(text: str, fields: dict) -> None:
                     pairs = dict([t.split("=", 1) for t in tail.replace('"', "").split()])
                 except ValueError:
                     pairs = False
-                if len(_tail_cache) >= _CACHE_MAX:
-                    _tail_cache.clear()
-                _tail_cache[tail] = pairs
+                _tail_cache.put(tail, pairs)
             if pairs is not False:
                 try:
                     fields.update([t.split("=", 1) for t in text[:i].replace('"', "").split()])

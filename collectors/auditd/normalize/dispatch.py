@@ -25,7 +25,7 @@ class Normalizer:
         self.host = host
         self.docs = Documents(host, keep_original, resolve_ids)
         # Lines typed earlier in each audit session (tty.py).
-        self.tty_history: dict = {}
+        self.tty_history = tty.new_history()
         # fast_path=False: the general builders only (the fast path's equality test).
         self.fast_path = FastPath(self.docs) if fast_path else None
 

@@ -15,6 +15,7 @@ always gives the same id.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from typing import Optional
 
 from agent.base.events import HostInfo, add_related, base_doc, make_event_id
@@ -35,8 +36,6 @@ _RES_OK = frozenset(("success", "yes", "1"))
 _RES_FAIL = frozenset(("failed", "fail", "no", "0"))
 _NO_VALUE = decode.NO_VALUE
 _value_text = decode.value_text
-
-_key_tags: dict = {}  # value of key= -> its non-empty rule keys, in order
 
 
 class Documents:
@@ -282,13 +281,13 @@ def key_tags(rec) -> tuple:
     b = decode.value_bytes(rec, "key")
     if not b:
         return ()
-    keys = _key_tags.get(b)
-    if keys is None:
-        keys = tuple(t for t in (k.decode("utf-8", "replace") for k in b.split(b"\x01")) if t)
-        if len(_key_tags) >= 1024:
-            _key_tags.clear()
-        _key_tags[b] = keys
-    return keys
+    return _split_keys(b)
+
+
+@lru_cache(maxsize=1024)
+def _split_keys(b: bytes) -> tuple:
+    """The non-empty rule keys in a key= value, in order."""
+    return tuple(t for t in (k.decode("utf-8", "replace") for k in b.split(b"\x01")) if t)
 
 
 def add_tags(tags: list, new) -> None:

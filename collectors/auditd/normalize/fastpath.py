@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from agent.base.cache import BoundedCache
 from collectors.auditd import decode
 from collectors.auditd.normalize.document import (
     Documents,
@@ -43,9 +44,9 @@ _FORBIDDEN = ("arch=", "syscall=", "success=", "exit=", "pid=", "items=", "a0=",
               "a2=", "a3=", "msg=")
 _EXEC = frozenset(("execve", "execveat"))
 _MAX = 2048
-_cwd_cache: dict = {}  # body+ENRICHED text -> value (CWD)
-_title_cache: dict = {}  # (PROCTITLE)
-_args_cache: dict = {}  # EXECVE text -> exec_args() of that one record
+_cwd_cache = BoundedCache(_MAX)  # body+ENRICHED text -> value (CWD)
+_title_cache = BoundedCache(_MAX)  # (PROCTITLE)
+_args_cache = BoundedCache(_MAX)  # EXECVE text -> exec_args() of that one record
 
 
 def _copy_user(user: dict) -> dict:
@@ -63,17 +64,14 @@ def _copy_user(user: dict) -> dict:
     return u
 
 
-def _cached(rec, fn, cache: dict):
+def _cached(rec, fn, cache: BoundedCache):
     """fn(rec) cached by the record's text after its header (when that is sound)."""
     key = rec.text_after_header()
     if key is None:
         return fn(rec)
     hit = cache.get(key, cache)
     if hit is cache:
-        hit = fn(rec)
-        if len(cache) >= _MAX:
-            cache.clear()
-        cache[key] = hit
+        hit = cache.put(key, fn(rec))
     return hit
 
 
@@ -84,7 +82,7 @@ def _cwd(rec):
 class FastPath:
     def __init__(self, docs: Documents):
         self.docs = docs
-        self._tails: dict = {}  # SYSCALL tail -> its cached values (False: not this shape)
+        self._tails = BoundedCache(_MAX)  # SYSCALL tail -> its cached values (False: not this shape)
 
     def _tail_info(self, sc):
         """(head match, cached tail values) or None when the fast path does not apply."""
@@ -111,9 +109,7 @@ class FastPath:
                         tuple(users), decode.value_text(sc, "exe"), decode.value_text(sc, "comm"),
                         tty if tty and tty not in decode.NO_VALUE else None, key_tags(sc),
                         sc.enriched.get("SYSCALL"))
-            if len(cache) >= _MAX:
-                cache.clear()
-            cache[tail] = info
+            cache.put(tail, info)
         if info is False:
             return None
         return m, info

@@ -1,13 +1,14 @@
 """Builder for keystroke records (TTY from pam_tty_audit, USER_TTY from user space):
 auditd.tty, with the ``keystrokes`` object of ../keystrokes/.
 
-``history`` (the Normalizer's, per audit session) holds the lines typed earlier in each
+``history`` (the Normalizer's :func:`new_history`, per audit session) holds the lines typed earlier in each
 session, so that <up> in a keystroke record flushed later (sudo's pty, a full buffer)
 recalls the right line.
 """
 
 from __future__ import annotations
 
+from agent.base.cache import BoundedCache
 from collectors.auditd import decode
 from collectors.auditd.keystrokes import keystrokes_fields
 from collectors.auditd.normalize.document import Documents, finish
@@ -17,7 +18,11 @@ _MAX_SESSIONS = 1000  # sessions end; keep the table bounded
 _MAX_LINES = 500      # per session
 
 
-def build(docs: Documents, ev, by_type: dict, history: dict) -> dict:
+def new_history() -> BoundedCache:
+    return BoundedCache(_MAX_SESSIONS)
+
+
+def build(docs: Documents, ev, by_type: dict, history: BoundedCache) -> dict:
     rec = (by_type.get("TTY") or by_type["USER_TTY"])[0]
     sc = by_type.get("SYSCALL", [None])[0]
     doc = docs.start(ev, "auditd.tty", category=["process"], type=["info"], action="typed",
@@ -49,10 +54,10 @@ def build(docs: Documents, ev, by_type: dict, history: dict) -> dict:
     if ses in _UNSET:
         doc["keystrokes"] = keystrokes_fields(data, None)
     else:
-        doc["keystrokes"] = ks = keystrokes_fields(data, history.get(ses))
-        if len(history) > _MAX_SESSIONS:
-            history.clear()
-        hist = history.setdefault(ses, [])
+        hist = history.get(ses)
+        doc["keystrokes"] = ks = keystrokes_fields(data, hist)
+        if hist is None:
+            hist = history.put(ses, [])
         hist.extend(ks["lines"])
         del hist[:-_MAX_LINES]
     return finish(doc, users, [], [])
