@@ -98,9 +98,7 @@ def value_bytes(rec: AuditRecord, name: str) -> Optional[bytes]:
     v = rec.fields.get(name)
     if v is None:
         return None
-    raw = rec.raw
-    a, q = _quote_marks(name)
-    if raw.find(a) >= 0 or raw.find(q) >= 0:
+    if was_quoted(rec, name):
         return v.encode("utf-8", "surrogateescape")
     if v in NO_VALUE:
         return None
@@ -110,11 +108,7 @@ def value_bytes(rec: AuditRecord, name: str) -> Optional[bytes]:
 
 def value_text(rec: AuditRecord, name: str) -> Optional[str]:
     v = rec.fields.get(name)
-    if v is None:
-        return None
-    raw = rec.raw
-    a, q = _quote_marks(name)
-    if (raw.find(a) >= 0 or raw.find(q) >= 0) and v.isascii():
+    if v is not None and v.isascii() and was_quoted(rec, name):
         return v  # quoted ASCII: its bytes decode back to the same text
     b = value_bytes(rec, name)
     return None if b is None else bytes_to_text(b)[0]

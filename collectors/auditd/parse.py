@@ -95,27 +95,8 @@ class AuditRecord:
         if f is None:
             if type(self._body) is int:
                 self._split()
-            body = self._body
-            if body and len(body) <= _CACHE_LEN:
-                # Short bodies repeat (CWD, PROCTITLE, PATH …): parse each once, hand out
-                # copies so a caller's change never reaches another record.
-                hit = _fields_cache.get(body)
-                if hit is None:
-                    hit = {}
-                    try:
-                        _parse_body(body, hit)
-                    except Exception:  # noqa: BLE001 - never fails; keep what was found
-                        f = self._fields = hit
-                        return f
-                    _fields_cache.put(body, hit)
-                f = self._fields = hit.copy()
-                return f
-            f = self._fields = {}
-            if body:
-                try:
-                    _parse_body(body, f)
-                except Exception:  # noqa: BLE001 - never fails; keep what was found
-                    pass
+            # Short bodies repeat (CWD, PROCTITLE, PATH …): parsed once.
+            f = self._fields = _parsed(self._body, _parse_body, _fields_cache, _CACHE_LEN)
         return f
 
     @fields.setter
@@ -138,28 +119,8 @@ class AuditRecord:
         if e is None:
             if type(self._body) is int:
                 self._split()
-            etext = self._enr
-            if not etext:
-                e = self._enriched = {}
-                return e
             # The ENRICHED tail repeats (same user, same syscall): cached like short bodies.
-            hit = _enriched_cache.get(etext)
-            if hit is None:
-                hit = {}
-                try:
-                    if "{" in etext:
-                        _parse_kv_text(etext, hit, False)
-                    else:
-                        hit.update(_SIMPLE_RE.findall(etext))
-                except Exception:  # noqa: BLE001 - never fails; keep what was found
-                    e = self._enriched = hit
-                    return e
-                if len(etext) <= _CACHE_LEN * 4:
-                    _enriched_cache.put(etext, hit)
-                    hit = hit.copy()
-                e = self._enriched = hit
-                return e
-            e = self._enriched = hit.copy()
+            e = self._enriched = _parsed(self._enr, _parse_enriched, _enriched_cache, _CACHE_LEN * 4)
         return e
 
     @enriched.setter
@@ -168,6 +129,35 @@ class AuditRecord:
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"AuditRecord({self.type} {self.node}{self.stamp} @{self.offset})"
+
+
+def _parsed(text: str, parse, cache: BoundedCache, limit: int) -> dict:
+    """parse(text, fields) into a new dict. Texts up to ``limit`` characters are parsed once
+    and handed out as copies, so a caller's change never reaches another record. Never
+    fails: on an exception the fields found so far are kept (and not cached)."""
+    if not text:
+        return {}
+    short = len(text) <= limit
+    if short:
+        hit = cache.get(text)
+        if hit is not None:
+            return hit.copy()
+    out: dict = {}
+    try:
+        parse(text, out)
+    except Exception:  # noqa: BLE001 - never fails; keep what was found
+        return out
+    if short:
+        cache.put(text, out)
+        return out.copy()
+    return out
+
+
+def _parse_enriched(text: str, out: dict) -> None:
+    if "{" in text:
+        _parse_kv_text(text, out, False)
+    else:
+        out.update(_SIMPLE_RE.findall(text))
 
 
 def _unquote(v: str) -> str:

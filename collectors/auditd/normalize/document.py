@@ -61,75 +61,56 @@ class Documents:
             doc["auditd"] = {"node": ev.node}
         return doc
 
-    def user_name(self, rec, field: str, enriched_key: str) -> Optional[str]:
+    def user_of(self, rec, field: str, enriched_key: str, users: Optional[list] = None) -> Optional[dict]:
+        """``{"id", "name"?}`` of a uid-like field (ENRICHED name, else the local one), the
+        name also into ``users`` when given; None when the record has no such field."""
+        v = rec.fields.get(field)
+        if v is None:
+            return None
+        d = {"id": v}
         name = rec.enriched.get(enriched_key)
-        if name is not None:
-            return enriched_name(name)
-        return self.names.user(rec.fields.get(field))
+        name = enriched_name(name) if name is not None else self.names.user(v)
+        if name:
+            d["name"] = name
+            if users is not None:
+                users.append(name)
+        return d
 
-    def _uname(self, enriched: Optional[str], raw: Optional[str]) -> Optional[str]:
-        """user_name() with the ENRICHED value and the raw id already looked up."""
-        if enriched is not None:
-            return enriched_name(enriched)
-        return self.names.user(raw)
-
-    def _gname(self, enriched: Optional[str], raw: Optional[str]) -> Optional[str]:
-        if enriched is not None:
-            return enriched_name(enriched)
-        return self.names.group(raw)
+    def group_of(self, rec, field: str, enriched_key: str) -> Optional[dict]:
+        v = rec.fields.get(field)
+        if v is None:
+            return None
+        d = {"id": v}
+        name = rec.enriched.get(enriched_key)
+        name = enriched_name(name) if name is not None else self.names.group(v)
+        if name:
+            d["name"] = name
+        return d
 
     def add_identity(self, doc: dict, rec, users: list) -> None:
         """user.* (uid), user.effective.* (euid), group.* (gid), user.audit.* (auid), ses."""
-        f = rec.fields
-        e = rec.enriched
-        user: dict = {}
-        uid = f.get("uid")
-        if uid is not None:
-            user["id"] = uid
-            name = self._uname(e.get("UID"), uid)
-            if name:
-                user["name"] = name
-                users.append(name)
-        euid = f.get("euid")
-        if euid is not None:
-            eff = {"id": euid}
-            name = self._uname(e.get("EUID"), euid)
-            if name:
-                eff["name"] = name
-                users.append(name)
-            egid = f.get("egid")
-            if egid is not None:
-                eg = {"id": egid}
-                gname = self._gname(e.get("EGID"), egid)
-                if gname:
-                    eg["name"] = gname
+        user = self.user_of(rec, "uid", "UID", users) or {}
+        eff = self.user_of(rec, "euid", "EUID", users)
+        if eff is not None:
+            eg = self.group_of(rec, "egid", "EGID")
+            if eg is not None:
                 eff["group"] = eg
             user["effective"] = eff
         self.add_audit_ids(doc, rec, users, user)
         if user:
             doc["user"] = user
-        gid = f.get("gid")
-        if gid is not None:
-            g = {"id": gid}
-            gname = self._gname(e.get("GID"), gid)
-            if gname:
-                g["name"] = gname
+        g = self.group_of(rec, "gid", "GID")
+        if g is not None:
             doc["group"] = g
 
     def add_audit_ids(self, doc: dict, rec, users: list, user: Optional[dict] = None) -> None:
         """user.audit.* (auid) into ``user`` (default: the document's user.*), auditd.session."""
-        f = rec.fields
-        auid = f.get("auid")
-        if auid is not None:
+        a = self.user_of(rec, "auid", "AUID", users)
+        if a is not None:
             if user is None:
                 user = doc.setdefault("user", {})
-            a = {"id": auid}
-            name = self._uname(rec.enriched.get("AUID"), auid)
-            if name:
-                a["name"] = name
-                users.append(name)
             user["audit"] = a
-        ses = f.get("ses")
+        ses = rec.fields.get("ses")
         if ses is not None:
             doc.setdefault("auditd", {})["session"] = ses
 

@@ -38,14 +38,9 @@ def build(docs: Documents, ev, by_type: dict, history: BoundedCache) -> dict:
     comm = decode.value_text(rec, "comm")
     if comm is not None:
         proc["name"] = comm
-    uid = f.get("uid")
-    if uid is not None:
-        user = doc.setdefault("user", {})
-        user["id"] = uid
-        name = docs.user_name(rec, "uid", "UID")
-        if name:
-            user["name"] = name
-            users.append(name)
+    user = docs.user_of(rec, "uid", "UID", users)
+    if user is not None:
+        doc.setdefault("user", {}).update(user)
     docs.add_audit_ids(doc, rec, users)
     if "major" in f:
         proc.setdefault("tty", {})["char_device"] = {"major": _int(f["major"]), "minor": _int(f.get("minor"))}

@@ -71,12 +71,8 @@ def _sender(docs: Documents, doc: dict, rec, users: list) -> None:
     pid = f.get("pid")
     if pid is not None and pid.isdigit():
         proc["pid"] = int(pid)
-    uid = f.get("uid")
-    if uid is not None:
-        pu = {"id": uid}
-        name = docs.user_name(rec, "uid", "UID")
-        if name:
-            pu["name"] = name
+    pu = docs.user_of(rec, "uid", "UID")  # the sender's: not a related.user
+    if pu is not None:
         proc["user"] = pu
     exe = decode.value_text(rec, "exe")
     if exe is not None:
@@ -99,11 +95,7 @@ def _auth(docs: Documents, ev, rec, spec) -> dict:
         user["name"] = acct
         users.append(acct)
     elif "id" in f and f["id"] not in decode.NO_VALUE:
-        user["id"] = f["id"]
-        name = docs.user_name(rec, "id", "ID")
-        if name:
-            user["name"] = name
-            users.append(name)
+        user.update(docs.user_of(rec, "id", "ID", users))
     addr = f.get("addr")
     src: dict = {}
     if valid_ip(addr):
