@@ -18,6 +18,7 @@ from collections import Counter
 import pytest
 
 from collectors.auditd.keystrokes import render, typed_lines
+from tests.captures.aureport import tty_rows
 
 CAPTURE = os.path.join(os.path.dirname(__file__), "..", "captures", "bastion1")
 LOG = os.path.join(CAPTURE, "audit.log")
@@ -43,22 +44,12 @@ def _records() -> list:
     return out
 
 
-def _report_rows(text: bytes) -> dict:
-    """serial -> aureport's data column (everything after the comm column)."""
-    rows = {}
-    for line in text.split(b"\n"):
-        parts = line.split(b" ", 8)
-        if len(parts) == 9 and parts[0].endswith(b".") and parts[0][:-1].isdigit():
-            rows[int(parts[3])] = parts[8].decode("latin-1")
-    return rows
-
-
 def _oracles() -> list:
     with open(SAVED, "rb") as f:
-        found = [("saved aureport_tty.txt", _report_rows(f.read()))]
+        found = [("saved aureport_tty.txt", tty_rows(f.read()))]
     if shutil.which("aureport"):
         out = subprocess.run(["aureport", "--tty", "-if", LOG], capture_output=True, check=True).stdout
-        found.append(("aureport now", _report_rows(out)))
+        found.append(("aureport now", tty_rows(out)))
     return found
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from collectors.auditd.tail import LogFollower
 
 
@@ -25,23 +27,21 @@ def read_all(f: LogFollower):
     return [line for line, _ in f.lines()]
 
 
-def test_partial_line_waits_for_its_newline(tmp_path):
+@pytest.mark.parametrize("start_at, history, read_first, offset, rest, read_then", [
+    # from the beginning: the complete lines, then the partial one once its newline comes
+    ("beginning", b"one\ntw", [b"one"], 4, b"o\nthree\n", [b"two", b"three"]),
+    # from the end: history skipped, but not a partial last line (its start is the position)
+    ("end", b"old1\nold2\nhalf", [], 10, b"-done\nnew\n", [b"half-done", b"new"]),
+])
+def test_a_partial_last_line_waits_for_its_newline(tmp_path, start_at, history, read_first, offset, rest,
+                                                   read_then):
     log = tmp_path / "audit.log"
-    write(log, b"one\ntw")
-    f = LogFollower(str(log), start_at="beginning")
-    assert read_all(f) == [b"one"]
-    assert f.position()["offset"] == 4
-    write(log, b"o\nthree\n")
-    assert read_all(f) == [b"two", b"three"]
-
-
-def test_start_at_end_skips_history_but_not_a_partial_last_line(tmp_path):
-    log = tmp_path / "audit.log"
-    write(log, b"old1\nold2\nhalf")
-    f = LogFollower(str(log), start_at="end")
-    assert read_all(f) == []
-    write(log, b"-done\nnew\n")
-    assert read_all(f) == [b"half-done", b"new"]
+    write(log, history)
+    f = LogFollower(str(log), start_at=start_at)
+    assert read_all(f) == read_first
+    assert f.position()["offset"] == offset
+    write(log, rest)
+    assert read_all(f) == read_then
 
 
 def test_rotation_finishes_old_file_then_reads_new(tmp_path):

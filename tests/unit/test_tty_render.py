@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from collectors.auditd.keystrokes import NAMED_KEYS, keystrokes_fields, render
+from tests.captures.aureport import tty_rows
 
 AUREPORT = shutil.which("aureport")
 
@@ -41,12 +42,7 @@ def _aureport(cases: list, tmp_path) -> dict:
             f.write("type=TTY msg=audit(1700000000.%03d:%d): tty pid=1 uid=0 auid=1000 ses=1 "
                     "major=136 minor=0 comm=\"bash\" data=%s\n" % (serial % 1000, serial, data.hex().upper()))
     out = subprocess.run([AUREPORT, "--tty", "-if", str(log)], capture_output=True, check=True).stdout
-    rows = {}
-    for line in out.split(b"\n"):
-        parts = line.split(b" ", 8)
-        if len(parts) == 9 and parts[0].endswith(b".") and parts[0][:-1].isdigit():
-            rows[int(parts[3])] = parts[8].decode("latin-1")
-    return rows
+    return tty_rows(out)
 
 
 @pytest.mark.skipif(AUREPORT is None, reason="aureport (auditd package) not installed")
