@@ -44,6 +44,7 @@ sys.path.insert(0, REPO)
 import psutil  # noqa: E402
 
 from tests.stack import stack as _stack  # noqa: E402
+from tests.stack.fixtures import audit_bytes_since, audit_position  # noqa: E402
 from tests.stack.session import SessionError, SshSession  # noqa: E402
 
 AUDIT_LOG = _stack.AUDIT_LOG
@@ -142,34 +143,6 @@ class LineCounter:
 def _count_lines(path: str) -> int:
     n = 0
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            n += chunk.count(b"\n")
-    return n
-
-
-def audit_lines_since(ident: Tuple[int, int], offset: int) -> int:
-    """Records auditd wrote since (dev, ino, offset), following rotations of audit.log."""
-    st = os.stat(AUDIT_LOG)
-    if (st.st_dev, st.st_ino) == ident:
-        return _count_from(AUDIT_LOG, offset)
-    total = 0
-    for n in range(1, 20):
-        old = f"{AUDIT_LOG}.{n}"
-        try:
-            ost = os.stat(old)
-        except FileNotFoundError:
-            break
-        if (ost.st_dev, ost.st_ino) == ident:
-            total += _count_from(old, offset)
-            total += sum(_count_from(f"{AUDIT_LOG}.{m}", 0) for m in range(n - 1, 0, -1))
-            break
-    return total + _count_from(AUDIT_LOG, 0)
-
-
-def _count_from(path: str, offset: int) -> int:
-    n = 0
-    with open(path, "rb") as f:
-        f.seek(offset)
         for chunk in iter(lambda: f.read(1 << 20), b""):
             n += chunk.count(b"\n")
     return n
@@ -355,8 +328,7 @@ def measure(args: argparse.Namespace, workdir: str) -> Dict[str, object]:
         sessions = open_sessions(args.sessions)
         time.sleep(1.0)  # let the login records go through before the window opens
         base_lines = counter.update()
-        st = os.stat(AUDIT_LOG)
-        audit_mark = ((st.st_dev, st.st_ino), st.st_size)
+        audit_mark = audit_position()
         lost0 = audit_lost()
         rss0, cpu0 = tree_rss_cpu(p)
         acpu0 = auditd_cpu(auditd)
@@ -421,7 +393,7 @@ def measure(args: argparse.Namespace, workdir: str) -> Dict[str, object]:
         kauditd_cpu_s = auditd_cpu(kauditd) - kcpu0
         agent_sys = p.cpu_times().system - sys0
         lost1 = audit_lost()
-        audit_records = audit_lines_since(*audit_mark)
+        audit_records = audit_bytes_since(audit_mark).count(b"\n")  # records auditd wrote meanwhile
 
         warm = args.seconds * 0.25
         steady = [x[1] for x in samples if warm <= x[0] <= load_secs] or [x[1] for x in samples]

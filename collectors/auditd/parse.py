@@ -80,23 +80,24 @@ class AuditRecord:
         self._fields = fields
         self._enriched = enriched
 
-    def _split(self) -> None:
-        text = self._enr
+    def _split(self) -> tuple:
+        """(body, ENRICHED text), cut from the line on the first call."""
         end = self._body
-        gs = text.find("\x1d", end)
-        if gs >= 0:
-            self._body, self._enr = text[end:gs], text[gs + 1:]
-        else:
-            self._body, self._enr = text[end:], ""
+        if type(end) is int:
+            text = self._enr
+            gs = text.find("\x1d", end)
+            if gs >= 0:
+                self._body, self._enr = text[end:gs], text[gs + 1:]
+            else:
+                self._body, self._enr = text[end:], ""
+        return self._body, self._enr
 
     @property
     def fields(self) -> dict:
         f = self._fields
         if f is None:
-            if type(self._body) is int:
-                self._split()
             # Short bodies repeat (CWD, PROCTITLE, PATH …): parsed once.
-            f = self._fields = _parsed(self._body, _parse_body, _fields_cache, _CACHE_LEN)
+            f = self._fields = _parsed(self._split()[0], _parse_body, _fields_cache, _CACHE_LEN)
         return f
 
     @fields.setter
@@ -117,10 +118,8 @@ class AuditRecord:
     def enriched(self) -> dict:
         e = self._enriched
         if e is None:
-            if type(self._body) is int:
-                self._split()
             # The ENRICHED tail repeats (same user, same syscall): cached like short bodies.
-            e = self._enriched = _parsed(self._enr, _parse_enriched, _enriched_cache, _CACHE_LEN * 4)
+            e = self._enriched = _parsed(self._split()[1], _parse_enriched, _enriched_cache, _CACHE_LEN * 4)
         return e
 
     @enriched.setter

@@ -64,28 +64,13 @@ class Documents:
     def user_of(self, rec, field: str, enriched_key: str, users: Optional[list] = None) -> Optional[dict]:
         """``{"id", "name"?}`` of a uid-like field (ENRICHED name, else the local one), the
         name also into ``users`` when given; None when the record has no such field."""
-        v = rec.fields.get(field)
-        if v is None:
-            return None
-        d = {"id": v}
-        name = rec.enriched.get(enriched_key)
-        name = enriched_name(name) if name is not None else self.names.user(v)
-        if name:
-            d["name"] = name
-            if users is not None:
-                users.append(name)
+        d = _id_name(rec, field, enriched_key, self.names.user)
+        if users is not None and d is not None and "name" in d:
+            users.append(d["name"])
         return d
 
     def group_of(self, rec, field: str, enriched_key: str) -> Optional[dict]:
-        v = rec.fields.get(field)
-        if v is None:
-            return None
-        d = {"id": v}
-        name = rec.enriched.get(enriched_key)
-        name = enriched_name(name) if name is not None else self.names.group(v)
-        if name:
-            d["name"] = name
-        return d
+        return _id_name(rec, field, enriched_key, self.names.group)
 
     def add_identity(self, doc: dict, rec, users: list) -> None:
         """user.* (uid), user.effective.* (euid), group.* (gid), user.audit.* (auid), ses."""
@@ -158,6 +143,18 @@ class Documents:
         if items:
             a["paths"] = [_path(p) for p in items]
         return proc
+
+
+def _id_name(rec, field: str, enriched_key: str, lookup) -> Optional[dict]:
+    v = rec.fields.get(field)
+    if v is None:
+        return None
+    d = {"id": v}
+    name = rec.enriched.get(enriched_key)
+    name = enriched_name(name) if name is not None else lookup(v)
+    if name:
+        d["name"] = name
+    return d
 
 
 def _path(rec) -> dict:
