@@ -78,6 +78,17 @@ def later(seconds: float, fn, *args, **kw) -> None:
     t.start()
 
 
+def under_fault(siem, fault: dict, seconds: float, n: int) -> list:
+    """Puts the SIEM under ``fault`` (``down``: that many seconds down) for ``seconds``;
+    returns ``n`` events to send meanwhile."""
+    fault = dict(fault)
+    if "down" in fault:
+        siem.down(fault.pop("down"))
+    siem.set_faults(**fault)
+    later(seconds, siem.clear_faults)
+    return events(n)
+
+
 def hec_ids(server) -> list:
     return [o["event"]["event"]["id"] for o in server.hec_events]
 
@@ -101,12 +112,7 @@ def test_hec_clean_roundtrip_in_order_with_metadata(siem):
 @pytest.mark.parametrize("fault", [{"busy_next": 4, "retry_after": "0"}, {"reset_next": 3}, {"down": 0.4},
                                    {"slow": 0.05}])
 def test_hec_faults_lose_nothing_and_duplicate_nothing(siem, fault):
-    fault = dict(fault)
-    if "down" in fault:
-        siem.down(fault.pop("down"))
-    siem.set_faults(**fault)
-    later(0.6, siem.clear_faults)
-    evs = events(1200)
+    evs = under_fault(siem, fault, 0.6, 1200)
     rejected, calls = pump(hec(siem), evs)
     assert not rejected
     assert hec_ids(siem) == [e["event"]["id"] for e in evs]
@@ -189,12 +195,7 @@ def test_es_clean_roundtrip_into_data_streams(siem):
 @pytest.mark.parametrize("fault", [{"es_item_429_pct": 30}, {"busy_next": 4, "retry_after": "0"},
                                    {"reset_next": 2}, {"reset_after_store_next": 3}, {"down": 0.4}])
 def test_es_faults_lose_nothing_and_store_no_duplicate(siem, fault):
-    fault = dict(fault)
-    if "down" in fault:
-        siem.down(fault.pop("down"))
-    siem.set_faults(**fault)
-    later(0.5, siem.clear_faults)
-    evs = events(1200)
+    evs = under_fault(siem, fault, 0.5, 1200)
     rejected, calls = pump(es(siem, api_key=Secret(f"{ES_API_KEY[0]}:{ES_API_KEY[1]}"), username="", password=""), evs)
     assert not rejected and calls > 3, "the fault was hit and retried"
     ids = es_ids(siem)

@@ -58,18 +58,12 @@ class Elasticsearch:
         value = headers.get("Authorization") or ""
         scheme, _, cred = value.partition(" ")
         if scheme == "Basic":
-            try:
-                user, _, pw = base64.b64decode(cred, validate=True).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                user, pw = "", None
+            user, pw = _credentials(cred)
             if user in self.users and self.users[user] == pw:
                 return None
             reason = f"unable to authenticate user [{user}] for REST request [{path}]"
         elif scheme == "ApiKey":
-            try:
-                kid, _, key = base64.b64decode(cred, validate=True).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                kid, key = "", None
+            kid, key = _credentials(cred)
             if kid in self.api_keys and self.api_keys[kid] == key:
                 return None
             reason = "unable to authenticate with provided credentials and anonymous access is not allowed for this request"
@@ -238,3 +232,12 @@ def _mapping_conflict(doc: dict, conflict: dict) -> Optional[str]:
         if isinstance(v, str) and conflict["contains"] in v:
             return v
     return None
+
+
+def _credentials(cred: str) -> tuple:
+    """("name", "secret") of base64("name:secret") (Basic and ApiKey); ("", None) when not that."""
+    try:
+        name, _, secret = base64.b64decode(cred, validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return "", None
+    return name, secret

@@ -117,14 +117,22 @@ def _outage_agent(tmp_path, extra: str = "") -> tuple:
     return agent, blocker
 
 
-def test_outage_keeps_everything_in_order_and_drains(stack, ssh_session, tmp_path):
-    agent, blocker = _outage_agent(tmp_path)
+def _run_while_blocked(ssh_session, tmp_path, tag: str, n: int, extra: str = "") -> tuple:
+    """Starts an agent whose output is blocked (_outage_agent), runs ``n`` commands as alice
+    and gives the agent 3 s; returns (agent, blocker, prefix, tokens sent): unlink the
+    blocker to open the output."""
+    agent, blocker = _outage_agent(tmp_path, extra)
     agent.start()
-    prefix = f"agentd-out-{uuid.uuid4().hex[:6]}-"
+    prefix = f"agentd-{tag}-{uuid.uuid4().hex[:6]}-"
     s = ssh_session("alice")
-    sent = run_tokens(s, prefix, 0, 50)
+    sent = run_tokens(s, prefix, 0, n)
     s.close()
     time.sleep(3)
+    return agent, blocker, prefix, sent
+
+
+def test_outage_keeps_everything_in_order_and_drains(stack, ssh_session, tmp_path):
+    agent, blocker, prefix, sent = _run_while_blocked(ssh_session, tmp_path, "out", 50)
     assert "ERROR agentd.ship: shipper:file:" in agent.log_text()
     assert agent.log_text().count("ERROR agentd.ship") == 1, "one ERROR line per change of condition, not per retry"
     blocker.unlink()
@@ -143,13 +151,8 @@ def test_outage_keeps_everything_in_order_and_drains(stack, ssh_session, tmp_pat
 
 
 def test_small_cap_drop_oldest_records_the_gap(stack, ssh_session, tmp_path):
-    agent, blocker = _outage_agent(tmp_path, "spool_max_bytes = 1MiB\nspool_full_policy = drop_oldest\n")
-    agent.start()
-    prefix = f"agentd-cap-{uuid.uuid4().hex[:6]}-"
-    s = ssh_session("alice")
-    sent = run_tokens(s, prefix, 0, 1500)
-    s.close()
-    time.sleep(3)
+    agent, blocker, prefix, sent = _run_while_blocked(
+        ssh_session, tmp_path, "cap", 1500, "spool_max_bytes = 1MiB\nspool_full_policy = drop_oldest\n")
     blocker.unlink()
     evs = agent.wait_for(lambda evs: [e for e in evs if e["event"]["dataset"] == "agentd.gap"] and
                          sent[-1] in tokens_in(evs, prefix) and evs)
@@ -162,13 +165,8 @@ def test_small_cap_drop_oldest_records_the_gap(stack, ssh_session, tmp_path):
 
 
 def test_small_cap_block_loses_nothing(stack, ssh_session, tmp_path):
-    agent, blocker = _outage_agent(tmp_path, "spool_max_bytes = 1MiB\nspool_full_policy = block\n")
-    agent.start()
-    prefix = f"agentd-blk-{uuid.uuid4().hex[:6]}-"
-    s = ssh_session("alice")
-    sent = run_tokens(s, prefix, 0, 1500)
-    s.close()
-    time.sleep(3)
+    agent, blocker, prefix, sent = _run_while_blocked(
+        ssh_session, tmp_path, "blk", 1500, "spool_max_bytes = 1MiB\nspool_full_policy = block\n")
     blocker.unlink()
     got = agent.wait_for(lambda evs: set(sent) <= set(tokens_in(evs, prefix)) and tokens_in(evs, prefix),
                          timeout=90)
