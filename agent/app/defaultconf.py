@@ -9,6 +9,7 @@ compares the committed agentd.conf with this output.
 from __future__ import annotations
 
 from agent.base import registry
+from agent.base.component import SHIPPER_OPTIONS
 from agent.base.config import AGENT_OPTIONS
 
 # Sections that are active in the shipped file: collect the audit log and the
@@ -73,6 +74,6 @@ def render() -> str:
             out.append(f"{prefix}type = {type_name}")
             out.append(f"{prefix}enabled = {'true' if active else 'false'}")
             out.append("")
-            out += _option_lines(cls.options)
+            out += _option_lines(dict(SHIPPER_OPTIONS, **cls.options) if kind == "shipper" else cls.options)
     out += _stage_sections()
     return "\n".join(out).rstrip("\n") + "\n"

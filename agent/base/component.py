@@ -15,6 +15,13 @@ COMMON_OPTIONS: dict = {
 }
 
 
+# Keys every [shipper:NAME] section has besides COMMON_OPTIONS.
+SHIPPER_OPTIONS: dict = {
+    "events": Option("list", "", "which events this shipper gets: alerts, sessions, or event.dataset names "
+                     "(wildcards allowed, e.g. sshd.*, agentd.alert); empty = all (webhook: alerts)"),
+}
+
+
 class RunContext:
     """What a running component may know of the agent: host identity and [agent] settings."""
 

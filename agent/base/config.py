@@ -12,7 +12,7 @@ import re
 from typing import Any, Optional
 
 from agent.base import registry
-from agent.base.component import COMMON_OPTIONS
+from agent.base.component import COMMON_OPTIONS, SHIPPER_OPTIONS
 from agent.base.options import Option, read_secret_file
 
 DEFAULT_PATH = "/etc/agentd/agentd.conf"
@@ -173,6 +173,8 @@ def _load_component(errors: _Errors, kind: str, name: str, section: str, items: 
         errors.add(section, "type", str(e))
         return None
     schema = dict(COMMON_OPTIONS)
+    if kind == "shipper":
+        schema.update(SHIPPER_OPTIONS)
     schema.update(cls.options)
     before = len(errors.lines)
     conf = _validate_options(errors, section, items, schema)

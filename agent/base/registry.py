@@ -18,6 +18,7 @@ SHIPPERS = {
     "file": "shippers.file:FileShipper",
     "splunk_hec": "shippers.splunk_hec:SplunkHecShipper",
     "elasticsearch": "shippers.elasticsearch:ElasticsearchShipper",
+    "webhook": "shippers.webhook:WebhookShipper",
 }
 
 KINDS = {"collector": COLLECTORS, "shipper": SHIPPERS}

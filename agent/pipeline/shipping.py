@@ -8,16 +8,41 @@ kill -9 therefore re-sends at most the batch in flight.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import random
+import re
 import threading
-from typing import Optional
+from typing import Callable, Optional
 
 from agent.base.conditions import ConditionLog
 from agent.base.deadletter import DeadLetter
 from agent.base.events import loads
 
 log = logging.getLogger("agentd.ship")
+
+
+def event_filter(names, default=()) -> Optional[Callable]:
+    """A test for the `events =` option of a shipper: None means every event.
+
+    ``alerts`` and ``sessions`` name kinds of events; anything else is an event.dataset
+    (wildcards allowed). Events a shipper does not take are passed over, not sent:
+    its cursor moves past them as if delivered.
+    """
+    names = list(names or default)
+    if not names or "all" in names:
+        return None
+    want_alerts = "alerts" in names
+    datasets = [n for n in names if n not in ("alerts", "sessions")] + (["agentd.session"] if "sessions" in names
+                                                                       else [])
+    rx = re.compile("|".join(fnmatch.translate(d) for d in datasets)) if datasets else None
+
+    def wants(doc: dict) -> bool:
+        ev = doc.get("event") or {}
+        if want_alerts and ev.get("kind") == "alert":
+            return True
+        return rx is not None and rx.match(ev.get("dataset") or "") is not None
+    return wants
 
 
 def backoff(attempt: int, cap: float, base: float = 0.5, retry_after: Optional[float] = None) -> float:
@@ -44,6 +69,8 @@ class ShipperWorker(threading.Thread):
         # outage again here would make two ERROR lines of one change.
         self.quiet = bool(getattr(shipper, "logs_conditions", False))
         self.stats = {"shipped": 0, "rejected": 0, "retries": 0, "batches": 0, "last_error": ""}
+        conf = getattr(shipper, "conf", None) or {}
+        self.wants = event_filter(conf.get("events"), getattr(shipper, "default_events", ()))
 
     def run(self) -> None:
         try:
@@ -74,6 +101,8 @@ class ShipperWorker(threading.Thread):
 
     def _deliver(self, rows: list) -> bool:
         pending = [(seq, loads(body)) for seq, body in rows]
+        if self.wants is not None:
+            pending = [p for p in pending if self.wants(p[1])]
         attempt = 0
         while pending:
             if self.stop_event.is_set():
