@@ -36,6 +36,8 @@ _KV_WORD = re.compile(r"[A-Za-z_][\w.\-]*=(?!=)")
 
 
 def unquote(word: str) -> str:
+    if "'" not in word and '"' not in word and "\\" not in word:
+        return word
     return _UNQUOTE.sub(lambda m: m.group(1) if m.group(1) is not None else (
         re.sub(r"\\(.)", r"\1", m.group(2)) if m.group(2) is not None else m.group(3)), word)
 
@@ -48,6 +50,9 @@ class Rules:
         self.disabled = off
         self.tools = [t for t in R.TOOLS if t.name not in off]
         self._progs = [(re.compile(t.progs), t) for t in self.tools]
+        # one pattern for "is this any tool at all": most words are not, and this rejects them in
+        # one match instead of one per tool
+        self._any_prog = re.compile("|".join("(?:%s)" % t.progs for t in self.tools))
         self.text_rules = [(gates, re.compile(rx)) for name, gates, rx in R.TEXT_RULES if name not in off]
         self.named_values = "secret-name" not in off
         self.secret_options = "secret-option" not in off
@@ -65,6 +70,8 @@ class Rules:
                 return ()
             word = rest
         base = word.rsplit("/", 1)[-1]
+        if not self._any_prog.fullmatch(base):
+            return ()
         return tuple(t for rx, t in self._progs if rx.fullmatch(base))
 
     def _word_has_rules(self, word: str) -> bool:
@@ -254,8 +261,9 @@ class Rules:
         if not m or (m.group(1) == "-" and len(m.group(2)) < 3):
             return None
         name = m.group(2)
-        # --passwd is a password; --secret alone names a stored secret (docker, podman, gcloud)
-        if not (self.is_secret_name(name) or name == "passwd") or name.lower() == "secret":
+        # --passwd is a password; --secret alone names a stored secret (docker, podman, gcloud);
+        # --signature, --cookie of other programs than curl name files
+        if not (self.is_secret_name(name) or name == "passwd") or name.lower() in R.NOT_SECRET_OPTIONS:
             return None
         if m.group(3) is None:
             return ("opt",)

@@ -80,8 +80,10 @@ class SecretNames:
         out = []
         pos = 0
         for m in _NAMED.finditer(s):
-            if m.start() < pos or not self.is_secret_name(m.group(2)):
+            if m.start() < pos:
                 continue
+            if not self.is_secret_name(m.group(2)) and not (m.group(2) == "passwd" and m.group(3) == "="):
+                continue            # passwd: is nsswitch's database; passwd=x is a password
             colon = m.group(3) != "=" and "=" not in m.group(3)
             if m.group(3) != "=" and "=" in m.group(3) and not _line_start(s, m.start()):
                 continue            # "name = value" only as a line of a config file (ini, heredoc, echo -e)

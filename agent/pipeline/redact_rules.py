@@ -47,6 +47,8 @@ SECRET_NAMES = {"pgpassword", "sshpass", "mysql_pwd", "rediscli_auth", "_auth", 
                 "client_secret", "privatekey", "user_pw", "owner_pw", "input_pw", "sharedaccesskey",
                 "secret_key_base", "sonar.login", "pwd"}
 NOT_SECRET_NAMES = {"nopasswd", "nopassword", "passwd", "oldpwd"}
+# option names (--name value) that name a stored secret or a file rather than hold one
+NOT_SECRET_OPTIONS = {"secret", "signature", "sig", "cookie", "cookies"}
 # names whose value is not a secret when it is a path (PWD=/home/bob is the shell's directory;
 # ODBC's PWD=x is a password; SSH_KEY=~/.ssh/id is a file)
 PATH_MEANS_REFERENCE = ("pwd", "key", "keys", "cert", "pem")
