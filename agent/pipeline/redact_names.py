@@ -18,7 +18,7 @@ _VARREF = re.compile(r"\$[A-Za-z_{(]|`|\{\{|%\{|%\(")
 PATHLIKE = re.compile(r"(?:~|\.{1,2})?/")
 # NAME=VALUE / "NAME": VALUE / Name: value, NAME at a word or list boundary
 _NAMED = re.compile(r"""(?:(?<=\\[nt])|(?<=-[DP])|(?<![^\s,;&?'"{(=:/\[]))(\\?["']?)([A-Za-z_][\w.\-]*)\1(=|[ \t]*:[ \t]*|[ \t]+=[ \t]*)""")
-_NEXT_KV = re.compile(r"[A-Za-z_][\w.\-]*=")
+_NEXT_KV = re.compile(r"""\s*["']?[A-Za-z_][\w.\-]*["']?\s*[=:]""")
 _VALUE_STOP = frozenset(" \t\r\n;&|'\"`<>()}]\\")
 _SCHEME = re.compile(r"[A-Za-z][\w-]*[ \t]+(?=\S)")
 # substrings without which no text holds a secret name (a cheap gate before the regex)
@@ -28,7 +28,7 @@ SECRET_GATES = ("pass", "pwd", "pw", "secret", "token", "key", "auth", "pin", "p
 
 def skip_value(v: str) -> bool:
     """Values that are not a secret literal: empty, a variable or command substitution, a template."""
-    return not v or v == MASK or v in ("-", "$") or v[0] == "%" or bool(_VARREF.match(v))
+    return not v or v == MASK or v in ("-", "$") or v[0] in "%@" or bool(_VARREF.match(v))
 
 
 def _norm(name: str) -> str:
@@ -124,11 +124,16 @@ class SecretNames:
                     i = m.end()
             a = b = i
             cookie = colon and name.endswith("cookie")
+            braces = 0              # {SSHA}hash: a brace opened inside the value does not end it
             while b < n:
                 ch = s[b]
                 if cookie:
                     if ch in "'\"\n\\":
                         break
+                elif ch in "{[":
+                    braces += 1
+                elif ch in "}]" and braces:
+                    braces -= 1
                 elif ch in _VALUE_STOP or (ch == "," and _NEXT_KV.match(s, b + 1)):
                     break
                 b += 1

@@ -248,6 +248,12 @@ TEXT_RULES = (
      r"(?i)((?:\bidentified\s+(?:with\s+\S+\s+)?by\s+(?:password\s+)?|\bwith\s+(?:encrypted\s+)?password\s+|"
      r"\bset\s+password\s*(?:for\s+\S+\s*)?=\s*(?:password\s*\(\s*)?|\b(?:user|role)\s[^'\";]*?\bpassword\s+|"
      r"\bpassword\s*\(\s*)\\?['\"])([^'\"\s\\]+)(\\?['\"])"),
+    # Oracle: IDENTIFIED BY password, unquoted
+    ("sql-identified-by", ("identified",),
+     r"(?i)(\bidentified\s+by\s+)(?!values\b)([^'\"\s\\;,)]+)()"),
+    # typed inside redis-cli (keystrokes): AUTH [user] password, CONFIG SET requirepass
+    ("redis-interactive", ("auth", "requirepass", "masterauth"),
+     r"(?i)(^\s*auth\s+(?:\S+\s+)?|\bconfig\s+set\s+(?:requirepass|masterauth)\s+)([^\s'\"]+)(\s*$)"),
     ("pgpass-line", ("pgpass",),
      r"((?:^|(?<=[\s'\"]))[^\s:'\"]+:(?:\d+|\*):[^\s:'\"]*[A-Za-z_*][^\s:'\"]*:[^\s:'\"]*[A-Za-z_*][^\s:'\"]*:)([^\s'\"]+)()"),
     ("netrc", ("machine",), r"(\bmachine\s+\S+\s+login\s+\S+\s+password\s+)([^\s'\"]+)()"),

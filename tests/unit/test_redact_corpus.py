@@ -3,6 +3,7 @@
 tests/unit/data/redaction/clean.txt: lines that hold no secret and must stay exactly as typed.
 tests/unit/data/redaction/secrets.txt: lines with a secret between ⟦ and ⟧; the line without the
 brackets must come out with exactly the bracketed parts replaced by ******** (the rest as typed).
+tests/unit/data/redaction/typed_secrets.txt: the same for lines typed inside interactive clients.
 Each line is checked as text (command_line, keystroke lines) and, split like a shell does, as an
 argument vector (process.args).
 """
@@ -27,7 +28,8 @@ def _lines(name: str) -> list:
 
 
 CLEAN = _lines("clean.txt")
-SECRETS = _lines("secrets.txt")
+COMMAND_SECRETS = _lines("secrets.txt")
+SECRETS = COMMAND_SECRETS + _lines("typed_secrets.txt")
 
 
 def _plain(marked: str) -> str:
@@ -76,9 +78,14 @@ def test_clean_args_untouched(line):
 
 
 @pytest.mark.parametrize("line", SECRETS)
-def test_secret_args_masked_and_mask_is_stable(line):
+def test_mask_is_stable(line):
     expected = _expected(line)
     assert R.redact_text(expected) == (expected, False), "masking twice changes nothing"
+
+
+@pytest.mark.parametrize("line", COMMAND_SECRETS)
+def test_secret_args_masked(line):
+    expected = _expected(line)
     argv = _argv(_plain(line))
     if argv is None:
         return
