@@ -1,51 +1,77 @@
 #!/usr/bin/env bash
-# Build agentd_<version>_all.deb with dpkg-deb from this checkout.
-# The package uses Debian's own Python libraries (python3-systemd, -psutil,
-# -orjson, -httpx, -pyinotify), so nothing is compiled or downloaded at install.
+# Build agentd_<version>_<arch>.deb (make deb): packaging/stage/stage.sh lays out
+# the tree with the private environment on Debian 12's /usr/bin/python3.11
+# (wheels from the package index, so no python3-* library package is needed),
+# then dpkg-deb packs it with the control files from here.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$repo/build}
 version=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$repo/agent/__init__.py")
+arch=$(dpkg --print-architecture)
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 chmod 0755 "$stage"
-pylib="$stage/usr/lib/python3/dist-packages"
-mkdir -p "$pylib" "$stage/DEBIAN" "$stage/usr/bin" "$stage/etc/agentd" "$stage/lib/systemd/system" \
-         "$stage/etc/audit/rules.d" "$stage/usr/share/doc/agentd" "$stage/usr/share/agentd"
-for pkg in agent collectors shippers; do
-    (cd "$repo" && find "$pkg" -name '*.py' -print0 | xargs -0 -I{} install -D -m 0644 {} "$pylib/{}")
-done
-cat > "$stage/usr/bin/agentd" <<'SH'
-#!/usr/bin/python3
+# Reproducible: timestamps from the last commit.
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct 2>/dev/null || date +%s)}
+
+"$repo/packaging/stage/stage.sh" "$stage" /usr/bin/python3.11 /lib/systemd/system /usr/share/doc/agentd
+doc="$stage/usr/share/doc/agentd"
+gzip -9n "$doc/README.md"
+install -m 0644 "$repo/packaging/deb/copyright.in" "$doc/copyright"
+# The bundled distributions and their licenses, read from their own metadata.
+site=$(echo "$stage"/usr/lib/agentd/lib/python3*/site-packages)
+/usr/bin/python3 -I - "$site" >> "$doc/copyright" <<'PY'
 import sys
-from agent.app.cli import main
-sys.exit(main())
-SH
-chmod 0755 "$stage/usr/bin/agentd"
-install -m 0640 "$repo/agentd.conf" "$stage/etc/agentd/agentd.conf"
-install -m 0644 "$repo/packaging/systemd/agentd.service" "$stage/lib/systemd/system/agentd.service"
-install -m 0640 "$repo/packaging/audit/agentd.rules" "$stage/etc/audit/rules.d/agentd.rules"
-install -m 0644 "$repo/README.md" "$stage/usr/share/doc/agentd/README.md"
-if [ -f "$repo/packaging/elasticsearch/agentd-index-template.json" ]; then
-    install -m 0644 "$repo/packaging/elasticsearch/agentd-index-template.json" "$stage/usr/share/agentd/"
-fi
-cp "$repo/packaging/deb/postinst" "$repo/packaging/deb/prerm" "$repo/packaging/deb/postrm" "$stage/DEBIAN/"
-chmod 0755 "$stage/DEBIAN/postinst" "$stage/DEBIAN/prerm" "$stage/DEBIAN/postrm"
-printf '/etc/agentd/agentd.conf\n/etc/audit/rules.d/agentd.rules\n' > "$stage/DEBIAN/conffiles"
+from importlib.metadata import distributions
+for d in sorted(distributions(path=[sys.argv[1]]), key=lambda d: d.metadata["Name"].lower()):
+    m = d.metadata
+    lic = m.get("License-Expression") or ""
+    if not lic:
+        lic = "; ".join(c.split(" :: ")[-1] for c in (m.get_all("Classifier") or []) if c.startswith("License ::"))
+    if not lic and m.get("License") and len(m["License"]) < 80:
+        lic = m["License"]
+    print(f" {m['Name']} {d.version}: {lic or 'see its dist-info directory'}")
+PY
+printf '%s\n' " The license texts are in each distribution's .dist-info directory under" \
+    " /usr/lib/agentd/lib/." >> "$doc/copyright"
+date=$(date -u -R -d "@$SOURCE_DATE_EPOCH")
+cat > "$stage/changelog" <<CL
+agentd ($version) unstable; urgency=medium
+
+  * Release $version; the changes are in the project's git history.
+
+ -- agentd maintainers <agentd-maintainers@users.noreply.github.com>  $date
+CL
+gzip -9n -c "$stage/changelog" > "$doc/changelog.gz"
+rm "$stage/changelog"
+chmod 0644 "$doc"/*
+
+install -d -m 0755 "$stage/DEBIAN"
+install -m 0755 "$repo/packaging/deb/postinst" "$repo/packaging/deb/prerm" "$repo/packaging/deb/postrm" "$stage/DEBIAN/"
+printf '/etc/agentd/agentd.conf\n' > "$stage/DEBIAN/conffiles"
+size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 cat > "$stage/DEBIAN/control" <<CTL
 Package: agentd
 Version: $version
-Architecture: all
-Maintainer: agentd maintainers <agentd@localhost>
-Depends: python3 (>= 3.9), python3-systemd, python3-psutil, python3-orjson, python3-httpx, python3-pyinotify, auditd
-Recommends: libpam-modules
+Architecture: $arch
+Maintainer: agentd maintainers <agentd-maintainers@users.noreply.github.com>
+Installed-Size: $size
+Depends: python3.11, libc6 (>= 2.34), libsystemd0, adduser, init-system-helpers (>= 1.54~)
+Recommends: auditd, libpam-modules
 Section: admin
 Priority: optional
 Description: jump-server (bastion) monitoring agent
  Reads auditd's log and journald, joins events into SSH login sessions,
  normalizes them to ECS, spools them durably and ships them to Splunk HEC,
  Elasticsearch or a local file.
+ .
+ The agent runs from a private Python environment in /usr/lib/agentd.
 CTL
+(cd "$stage" && find . \( -path ./DEBIAN -o -path ./etc \) -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) \
+    > "$stage/DEBIAN/md5sums"
+chmod 0644 "$stage/DEBIAN/control" "$stage/DEBIAN/conffiles" "$stage/DEBIAN/md5sums"
+find "$stage" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 mkdir -p "$out"
-dpkg-deb --root-owner-group --build "$stage" "$out/agentd_${version}_all.deb" >/dev/null
-echo "$out/agentd_${version}_all.deb"
+deb="$out/agentd_${version}_${arch}.deb"
+dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
+echo "$deb"

@@ -3,7 +3,7 @@
 packaging/systemd/agentd.service runs the agent as the `agentd` user with two
 capabilities and a system call filter. PID 1 is not systemd here, so the rights
 are applied by tests/system/unit_sandbox.py (setpriv + seccomp, read from the
-unit file) to the packaged private environment (packaging/build/venv.sh on
+unit file) to the packaged private environment (packaging/stage/venv.sh on
 /usr/bin/python3.11). The probe test shows what each capability is needed for
 (and that neither is superfluous); the agent test runs `agentd run` under
 exactly the unit's rights against one SSH session and sees its events."""
@@ -66,7 +66,7 @@ def unit_env():
     base = tempfile.mkdtemp(prefix="agentd-unit-", dir="/var/tmp")
     os.chmod(base, 0o755)
     env = os.path.join(base, "env")
-    build = subprocess.run([os.path.join(REPO, "packaging", "build", "venv.sh"), "", env, "/usr/bin/python3.11"],
+    build = subprocess.run([os.path.join(REPO, "packaging", "stage", "venv.sh"), "", env, "/usr/bin/python3.11"],
                            capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-3000:]
     try:
