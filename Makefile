@@ -9,7 +9,7 @@ APT_PACKAGES := systemd libsystemd-dev pkg-config gcc python3-dev auditd openssh
 	python3-audit sudo iproute2 procps util-linux libpam-modules systemd-journal-remote
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv deps lint unit stack-up stack-down soak bench clean
+.PHONY: run test venv deps lint unit stack-up stack-down soak bench clean deb rpm splunk-ta install-test pkg-deps
 
 run: $(STAMP)
 	$(BIN)/agentd run -c $(CONF)
@@ -20,12 +20,40 @@ test: $(STAMP) stack-up lint
 venv: $(STAMP)
 
 # apt only when something is missing: dpkg-query is cheap, apt-get update is not.
-deps:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+endef
+
+deps:
+	$(call apt_install,$(APT_PACKAGES))
+
+# What building and testing the packages needs: the deb's private environment is
+# built on Debian's own python3.11 (python3-venv), lintian checks the deb, Debian's
+# rpm package brings rpmbuild, debootstrap makes the clean Debian 12 root.
+PKG_PACKAGES := python3-venv dpkg-dev lintian rpm debootstrap libseccomp2 groff-base
+pkg-deps: deps
+	$(call apt_install,$(PKG_PACKAGES))
+
+deb: $(STAMP) pkg-deps
+	packaging/deb/build.sh build
+
+rpm: $(STAMP) pkg-deps
+	packaging/rpm/build.sh build
+
+splunk-ta:
+	packaging/splunk/build.sh build
+
+# Build the packages, lintian and rpm -qp them, then install the deb into a clean
+# Debian 12 root (debootstrap, cached in /var/cache/agentd-ci), run it against the
+# real stack, upgrade, remove, purge. CI runs it after `make test`.
+install-test: $(STAMP) pkg-deps stack-up
+	rm -f build/agentd_*.deb build/agentd-*.rpm build/TA-agentd-*.tgz
+	$(MAKE) --no-print-directory deb rpm splunk-ta
+	$(BIN)/python -m pytest -q packaging/tests $(PYTEST_ARGS)
 
 $(STAMP): setup.cfg pyproject.toml | deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
