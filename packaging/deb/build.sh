@@ -3,16 +3,9 @@
 # the tree with the private environment on Debian 12's /usr/bin/python3.11
 # (wheels from the package index, so no python3-* library package is needed),
 # then dpkg-deb packs it with the control files from here.
-set -euo pipefail
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-out=${1:-$repo/build}
-version=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$repo/agent/__init__.py")
+. "$(dirname "$0")/../stage/common.sh"
 arch=$(dpkg --print-architecture)
-stage=$(mktemp -d)
-trap 'rm -rf "$stage"' EXIT
-chmod 0755 "$stage"
-# Reproducible: timestamps from the last commit.
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct 2>/dev/null || date +%s)}
+stage=$scratch
 
 "$repo/packaging/stage/stage.sh" "$stage" /usr/bin/python3.11 /lib/systemd/system /usr/share/doc/agentd
 doc="$stage/usr/share/doc/agentd"
@@ -71,7 +64,6 @@ CTL
     > "$stage/DEBIAN/md5sums"
 chmod 0644 "$stage/DEBIAN/control" "$stage/DEBIAN/conffiles" "$stage/DEBIAN/md5sums"
 find "$stage" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-mkdir -p "$out"
 deb="$out/agentd_${version}_${arch}.deb"
 dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
 echo "$deb"

@@ -4,27 +4,12 @@ file list, scriptlets and config flags with `rpm -qp`, the add-on's archive."""
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import subprocess
 import tarfile
 
-import pytest
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _built(pattern: str) -> str:
-    found = sorted(glob.glob(os.path.join(REPO, "build", pattern)), key=os.path.getmtime)
-    if not found:
-        pytest.fail(f"no build/{pattern}: run `make deb rpm splunk-ta` (make install-test does)")
-    return found[-1]
-
-
-def _version() -> str:
-    with open(os.path.join(REPO, "agent", "__init__.py")) as f:
-        return re.search(r'__version__ = "(.*)"', f.read()).group(1)
+from artifacts import REPO, built, version
 
 
 def _q(rpm: str, *args: str) -> str:
@@ -35,7 +20,7 @@ def _q(rpm: str, *args: str) -> str:
 
 
 def test_deb_lintian_has_no_errors_and_the_readme_lists_its_warnings():
-    deb = _built("agentd_*.deb")
+    deb = built("agentd_*.deb")
     r = subprocess.run(["lintian", "--no-tag-display-limit", deb], capture_output=True, text=True)
     tags = [ln for ln in r.stdout.splitlines() if re.match(r"^[EW]: agentd", ln)]
     print("\n" + "\n".join(tags))
@@ -48,8 +33,8 @@ def test_deb_lintian_has_no_errors_and_the_readme_lists_its_warnings():
 
 
 def test_deb_layout_and_control():
-    deb = _built("agentd_*.deb")
-    assert os.path.basename(deb) == f"agentd_{_version()}_amd64.deb"
+    deb = built("agentd_*.deb")
+    assert os.path.basename(deb) == f"agentd_{version()}_amd64.deb"
     listing = subprocess.run(["dpkg-deb", "-c", deb], capture_output=True, text=True, check=True).stdout
     paths = {ln.split()[5].rstrip("/") for ln in listing.splitlines()}
     for p in ("./usr/bin/agentd", "./etc/agentd/agentd.conf", "./lib/systemd/system/agentd.service",
@@ -75,9 +60,9 @@ def test_deb_layout_and_control():
 
 
 def test_rpm_file_list_and_config_flags():
-    rpm = _built("agentd-*.rpm")
-    version = _version()
-    assert re.fullmatch(rf"agentd-{re.escape(version)}-1\.x86_64\.rpm", os.path.basename(rpm))
+    rpm = built("agentd-*.rpm")
+    v = version()
+    assert re.fullmatch(rf"agentd-{re.escape(v)}-1\.x86_64\.rpm", os.path.basename(rpm))
     files = _q(rpm, "-l").split()
     for p in ("/usr/bin/agentd", "/etc/agentd/agentd.conf", "/usr/lib/systemd/system/agentd.service",
               "/usr/lib/agentd/lib/python3.11/site-packages/agent/app/cli.py", "/usr/share/agentd/audit/agentd.rules",
@@ -98,7 +83,7 @@ def test_rpm_file_list_and_config_flags():
 
 
 def test_rpm_requires_and_scripts():
-    rpm = _built("agentd-*.rpm")
+    rpm = built("agentd-*.rpm")
     requires = _q(rpm, "--requires")
     assert "python3.11" in requires and "python3-" not in requires
     scripts = _q(rpm, "--scripts")
@@ -116,12 +101,12 @@ def test_rpm_requires_and_scripts():
 
 
 def test_splunk_ta_archive():
-    tgz = _built("TA-agentd-*.tgz")
-    assert os.path.basename(tgz) == f"TA-agentd-{_version()}.tgz"
+    tgz = built("TA-agentd-*.tgz")
+    assert os.path.basename(tgz) == f"TA-agentd-{version()}.tgz"
     with tarfile.open(tgz) as t:
         names = t.getnames()
         app = t.extractfile("TA-agentd/default/app.conf").read().decode()
     for n in ("TA-agentd/default/props.conf", "TA-agentd/default/eventtypes.conf", "TA-agentd/default/tags.conf",
               "TA-agentd/metadata/default.meta"):
         assert n in names
-    assert f"version = {_version()}" in app and "@VERSION@" not in app
+    assert f"version = {version()}" in app and "@VERSION@" not in app

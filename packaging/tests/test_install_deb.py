@@ -18,24 +18,17 @@ import time
 import uuid
 
 import pytest
+from artifacts import built
 from debroot import DebRoot
 
 from tests.system import unit_sandbox
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 pytestmark = pytest.mark.stack
-
-
-def _built(pattern: str) -> str:
-    found = sorted(glob.glob(os.path.join(REPO, "build", pattern)), key=os.path.getmtime)
-    if not found:
-        pytest.fail(f"no build/{pattern}: run `make deb` (make install-test does)")
-    return found[-1]
 
 
 @pytest.fixture(scope="module")
 def deb() -> str:
-    return _built("agentd_*.deb")
+    return built("agentd_*.deb")
 
 
 @pytest.fixture(scope="module")
