@@ -167,6 +167,8 @@ def test_agent_under_unit_rights_sees_a_session(unit_env, stack, ssh_session):
                 if st.st_uid == agentd.pw_uid:
                     assert not st.st_mode & 0o007, (name, oct(st.st_mode))
         assert "Permission denied" not in agent.log_text()
+        # what the start-up host checks (agentd doctor) could not see with the unit's rights
+        print("\n".join(ln for ln in agent.log_text().splitlines() if "WARN" in ln or "FAIL" in ln or "INFO" in ln))
     finally:
         if agent.proc and agent.proc.poll() is None:
             agent.proc.kill()

@@ -13,8 +13,8 @@ What is not: the mount-namespace settings (ProtectSystem, ProtectHome, PrivateTm
 PrivateDevices, …). They take away write access and hide /tmp, /home and /dev,
 none of which the agent reads; their syntax is checked by `systemd-analyze verify`.
 
-One difference on purpose: a system call outside the filter KILLS the process here
-(the unit answers EPERM), so a test run cannot pass with a quietly failing call.
+A system call outside the filter gets the unit's SystemCallErrorNumber= (EPERM), as
+under systemd; without that setting, systemd kills the process, and so does this.
 
 Usage (stage 2 runs after setpriv dropped to the unit's user, stdlib only):
     python3 unit_sandbox.py seccomp ALLOW_FILE FAMILIES -- COMMAND...
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import shutil
 import socket
@@ -121,8 +122,9 @@ def sandbox_argv(unit_path: str, allow_file: str, command: list, caps: list | No
     caps = capabilities(unit) if caps is None else caps
     umask = unit.get("UMask", ["0022"])[-1]
     mdwe = unit.get("MemoryDenyWriteExecute", ["no"])[-1]
+    errno_name = unit.get("SystemCallErrorNumber", ["kill"])[-1]
     return setpriv_argv(unit, caps) + [python, "-I", script, "seccomp",
-                                       allow_file, families, umask, mdwe, "--"] + command
+                                       allow_file, families, umask, mdwe, errno_name, "--"] + command
 
 
 # ---------------------------------------------------------------- stage 2
@@ -160,7 +162,7 @@ class _Seccomp:
 
 
 def _stage2(argv: list) -> None:
-    allow_file, families, umask, mdwe, sep, *command = argv
+    allow_file, families, umask, mdwe, errno_name, sep, *command = argv
     assert sep == "--" and command
     os.umask(int(umask, 8))
     sc = _Seccomp()
@@ -181,7 +183,8 @@ def _stage2(argv: list) -> None:
                                    for fam in range(46) if fam not in keep])
     # Filters stack (the kernel applies the strictest answer of all of them); the
     # allow list goes last because it does not allow seccomp() itself.
-    sc.filter(SCMP_ACT_KILL_PROCESS, [(SCMP_ACT_ALLOW, name, []) for name in allowed])
+    denied = SCMP_ACT_KILL_PROCESS if errno_name == "kill" else SCMP_ACT_ERRNO(getattr(errno, errno_name))
+    sc.filter(denied, [(SCMP_ACT_ALLOW, name, []) for name in allowed])
     os.execvp(command[0], command)
 
 
