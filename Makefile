@@ -6,7 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONF ?= agentd.conf
 APT_PACKAGES := systemd libsystemd-dev pkg-config gcc python3-dev auditd openssh-server openssh-client \
-	python3-audit sudo iproute2 procps util-linux libpam-modules systemd-journal-remote
+	python3-audit sudo iproute2 procps util-linux libpam-modules systemd-journal-remote \
+	python3-venv libyaml-dev libseccomp2
+# (the last three: tests/system/test_unit_rights.py builds the packaged environment)
 STAMP := $(VENV)/.installed
 
 .PHONY: run test venv deps lint unit stack-up stack-down soak bench clean deb rpm splunk-ta install-test pkg-deps
@@ -31,10 +33,11 @@ endef
 deps:
 	$(call apt_install,$(APT_PACKAGES))
 
-# What building and testing the packages needs: the deb's private environment is
-# built on Debian's own python3.11 (python3-venv), lintian checks the deb, Debian's
-# rpm package brings rpmbuild, debootstrap makes the clean Debian 12 root.
-PKG_PACKAGES := python3-venv dpkg-dev lintian rpm debootstrap libseccomp2 groff-base
+# What building and testing the packages needs besides deps (python3-venv for the
+# private environment on Debian's python3.11, libyaml-dev for PyYAML, whose wheel
+# embeds a private libyaml): lintian checks the deb, Debian's rpm package brings
+# rpmbuild, debootstrap makes the clean Debian 12 root.
+PKG_PACKAGES := dpkg-dev lintian rpm debootstrap groff-base
 pkg-deps: deps
 	$(call apt_install,$(PKG_PACKAGES))
 

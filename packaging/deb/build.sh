@@ -49,7 +49,7 @@ Version: $version
 Architecture: $arch
 Maintainer: agentd maintainers <agentd-maintainers@users.noreply.github.com>
 Installed-Size: $size
-Depends: python3.11, libc6 (>= 2.34), libsystemd0, adduser, init-system-helpers (>= 1.54~)
+Depends: python3.11, libc6 (>= 2.34), libsystemd0, libyaml-0-2, adduser, init-system-helpers (>= 1.54~)
 Recommends: auditd, libpam-modules
 Section: admin
 Priority: optional

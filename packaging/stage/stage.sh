@@ -5,7 +5,7 @@
 #   /usr/bin/agentd          the command
 #   /etc/agentd/agentd.conf  generated from the option schema, mode 0640
 #   UNITDIR/agentd.service   the hardened unit
-#   /usr/share/agentd/       audit rules, PAM line, sshd drop-in, ES template:
+#   /usr/share/agentd/       audit rules, PAM line, sshd drop-in, ES template, Sigma rules:
 #                            files the admin applies (nothing turns itself on)
 #   /usr/share/man/          agentd(8), agentd.conf(5) generated from the code
 #   DOCDIR/README.md
@@ -41,6 +41,13 @@ for d in pam sshd elasticsearch; do
         [ -f "$f" ] && install -D -m 0644 "$f" "$share/$d/$(basename "$f")"
     done
 done
+
+# SigmaHQ's Linux rules (rules/sigma, DRL 1.1): sigma_dirs = /usr/share/agentd/sigma
+if [ -d "$repo/rules/sigma" ]; then
+    (cd "$repo/rules/sigma" && find . -type f -print0) | while IFS= read -r -d '' f; do
+        install -D -m 0644 "$repo/rules/sigma/$f" "$share/sigma/${f#./}"
+    done
+fi
 
 for section in 8 5; do
     name=agentd; [ "$section" = 5 ] && name=agentd.conf

@@ -29,8 +29,11 @@ trap 'rm -rf "$wheels"' EXIT
 tar -C "$repo" --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./tests \
     --exclude=./benchmarks --exclude='*.egg-info' --exclude=__pycache__ -cf - . | tar -C "$wheels" -xf -
 "$pip" wheel -q --no-deps --wheel-dir "$wheels" "$wheels"
+# PyYAML from source against the system's libyaml: its wheel carries a private
+# copy of libyaml (lintian: embedded-library), and pySigma needs the C loader.
+PYYAML_FORCE_CYTHON=1 PYYAML_FORCE_LIBYAML=1 \
 "$pip" --python "$root/bin/python" install -q --no-compile --disable-pip-version-check \
-    --no-warn-script-location "$wheels"/agentd-*.whl
+    --no-warn-script-location --no-binary PyYAML "$wheels"/agentd-*.whl
 # pip is not needed at run time and would invite `pip install` into the package's tree.
 rm -rf "$root"/bin/pip* "$root"/lib/python3*/site-packages/pip "$root"/lib/python3*/site-packages/pip-*
 find "$root" -name __pycache__ -prune -exec rm -rf {} +

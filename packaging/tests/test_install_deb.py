@@ -87,6 +87,13 @@ def test_installed_agent_sees_a_session(root, stack, ssh_session, state):
     """/usr/bin/agentd run -c /etc/agentd/agentd.conf (the installed default: audit log,
     journal, file output) as the installed unit runs it: user agentd, its capabilities,
     its system call filter (tests/system/unit_sandbox.py)."""
+    # as an admin turns on the shipped Sigma rules
+    conf = root.path("/etc/agentd/agentd.conf")
+    with open(conf) as f:
+        text = f.read()
+    assert "#sigma_dirs =" in text
+    with open(conf, "w") as f:
+        f.write(text.replace("#sigma_dirs =", "sigma_dirs = /usr/share/agentd/sigma", 1))
     unit = root.path("/lib/systemd/system/agentd.service")
     argv = ["chroot", root.root] + unit_sandbox.sandbox_argv(
         unit, "/tmp/syscalls.allow", ["/usr/bin/agentd", "run", "-c", "/etc/agentd/agentd.conf"],
