@@ -132,13 +132,25 @@ class UnitAgent(AgentProc):
         return self
 
 
+def _every_other_collector() -> str:
+    """Every collector besides auditd that runs without required options (journald, and
+    whatever lands later, e.g. snapshots), so the unit's rights are proven for all."""
+    from agent.base import registry
+
+    out = ""
+    for t in registry.all_types("collector"):
+        if t != "auditd" and not any(o.required for o in registry.load("collector", t).options.values()):
+            out += f"[collector:{t}]\ntype = {t}\n"
+    return out
+
+
 def test_agent_under_unit_rights_sees_a_session(unit_env, stack, ssh_session):
     base, env = unit_env
     work = tempfile.mkdtemp(prefix="run-", dir=base)
     agentd = pwd.getpwnam("agentd")
     os.chown(work, agentd.pw_uid, agentd.pw_gid)
-    agent = UnitAgent(base, env, work, collector_extra="[collector:journald]\ntype = journald\n"
-                      f"[detections]\nsigma_dirs = {os.path.join(REPO, 'rules', 'sigma')}\n")
+    agent = UnitAgent(base, env, work, collector_extra=_every_other_collector()
+                      + f"[detections]\nsigma_dirs = {os.path.join(REPO, 'rules', 'sigma')}\n")
     os.chown(agent.conf, 0, agentd.pw_gid)
     os.chmod(agent.conf, 0o640)  # as the package installs it
     agent.start()
