@@ -253,7 +253,9 @@ class DetectionStage:
                 findings.append(("agent-config-changed", f"agentd's config {self.config_path} changed since its "
                                  "last run"))
         agent.update(code=code, config=cfg, started=now)
+        # Saved as "running" at once: a kill before the first batch must still be seen.
         self._dirty = True
+        self.commit()
         docs = []
         for action, message in findings:
             doc = base_doc(host=self.host, timestamp=now, event_id=make_event_id(self.host.id, "agent", action, now),
