@@ -62,6 +62,8 @@ BENCHES = [
     Bench("redact", "redact_bench.py", 300, "redaction strings/s and events/s (corpus + golden events)"),
     Bench("audit_replay", "audit_replay.py", 1200, "parse + normalize throughput on a recorded audit capture"),
     Bench("ship", "ship.py", 1200, "shipper throughput"),
+    Bench("detections", "detections_replay.py", 1200,
+          "whole-process replay throughput with detections off / built-in / built-in + SigmaHQ"),
     Bench("agent_rss", "agent_rss.py", 420, "agentd RSS and CPU vs auditd under live ssh load"),
     Bench("fork_exit", "fork_exit_rules.py", 600, "cost of fork/exit audit rules: workload, log bytes, agent CPU"),
 ]

@@ -129,3 +129,27 @@ def test_every_builtin_rule_has_a_section_and_att_ck_names():
     for cls in BUILTIN:
         assert f"detection:{cls.key}" in schemas
         assert cls.techniques and all(t in TECHNIQUES for t in cls.techniques), cls.id
+
+
+def test_rules_the_stack_cannot_stage_cheaply():
+    """Another user's connect to a forwarded agent socket (the audit PATH owner differs),
+    auditd stopping, and loss during a session (the join names the sessions of a gap)."""
+    p = Pipeline({}, HOST)
+    run(p, login_docs(ses="9", user="alice"))
+    sock = "/tmp/ssh-XXXXab12/agent.4242"
+    conn = _doc(700, T0 + 3, "auditd", "auditd.network", "connected-to", user={"id": "0", "name": "root"},
+                auditd={"session": "9", "data": {"socket": {"family": "unix", "path": sock}},
+                        "paths": [{"name": sock, "ouid": "1001"}]},
+                process={"executable": "/usr/bin/ssh-add", "pid": 77})
+    own = _doc(701, T0 + 4, "auditd", "auditd.network", "connected-to", user={"id": "1001", "name": "alice"},
+               auditd={"session": "9", "data": {"socket": {"family": "unix", "path": sock}},
+                       "paths": [{"name": sock, "ouid": "1001"}]})
+    stop = _doc(702, T0 + 5, "auditd", "auditd.config", "audit-daemon-stopped")
+    out = run(p, [conn, own, stop])
+    [hijack] = alerts(out, "agentd-ssh-agent-hijack")
+    assert hijack["session"]["user"] == "alice" and "uid 1001" in hijack["message"]
+    assert alerts(out, "agentd-auditd-stopped")
+    gap = _doc(703, T0 + 6, "agentd", "agentd.gap", "events-lost", "failure", message="auditd: lost 3")
+    gap["agentd"] = {"gap": {"source": "auditd", "reason": "lost", "detail": "3"}}
+    [loss] = alerts(run(p, [gap]), "agentd-session-loss")
+    assert loss["session"]["id"] == "hid:boot:9"

@@ -233,15 +233,16 @@ class LoginOutsidePolicy(Rule):
         if login is None or self.allowed_user(login[0]):
             return []
         user, ip = login
+        sid = get(doc, "session", "id") or ""
         out = []
         if (self.conf["allowed_hours"] or self.days) and not within_hours(
                 ts, self.conf["allowed_hours"], self.days, self.conf["timezone"]):
             out.append(Hit(doc, [doc["event"]["id"]], f"{user} logged in outside the allowed hours "
                            f"({self.conf['allowed_hours'] or 'any'} {','.join(self.conf['allowed_days'])} "
-                           f"{self.conf['timezone']})", key="hours"))
+                           f"{self.conf['timezone']})", key=sid + "|hours"))
         if self.sources and ip and not ip_in(ip, self.sources):
             out.append(Hit(doc, [doc["event"]["id"]], f"{user} logged in from {ip}, outside the allowed "
-                           "source networks", key="source", fields={"source": {"ip": ip}}))
+                           "source networks", key=sid + "|source", fields={"source": {"ip": ip}}))
         return out
 
 

@@ -12,6 +12,8 @@ from agent.base.options import Option
 from agent.pipeline.detections.rules.base import Hit, Rule, get, login_user, opt_users
 
 _AUDIT_LOG = re.compile(r"(?:^|[\s=])(?:/var/log/audit\b|/etc/audit\b)")
+_WRITERS = {"rm", "mv", "cp", "tee", "sed", "touch", "truncate", "ln", "install", "chmod", "chown", "vi", "vim",
+            "nano", "ed", "dd", "perl", "python3", "unlink", "shred"}
 _CLEARING = re.compile(r"^(?:rm|truncate|shred|unlink|mv|cp|dd|tee)$")
 
 
@@ -95,11 +97,21 @@ class PamChanged(Rule):
                    "logins had it: keystrokes are no longer recorded.")
     severity = "high"
     techniques = ("T1556", "T1556.003")
-    datasets = ("auditd.file", "auditd.login")
+    datasets = ("auditd.file", "auditd.login", "auditd.process")
     options = {"allow_users": opt_users()}
 
     def check(self, doc: dict, ts: float) -> list:
         ev = doc["event"]
+        if ev.get("action") == "executed":
+            # Without the /etc/pam.d watch loaded, the command that writes there still shows.
+            if get(doc, "process", "name") not in _WRITERS or self.allowed_user(login_user(doc)):
+                return []
+            args = [a for a in get(doc, "process", "args") or [] if isinstance(a, str)]
+            paths = [a for a in args[1:] if a.startswith("/etc/pam.d/") or a.startswith("of=/etc/pam.d/")]
+            if not paths:
+                return []
+            return [Hit(doc, [ev["id"]], f"{login_user(doc) or '?'} ran {' '.join(args)[:200]}",
+                        key="file:" + paths[0])]
         if ev.get("dataset") == "auditd.file":
             path = str(get(doc, "file", "path") or "")
             if not path.startswith("/etc/pam.d/") or self.allowed_user(login_user(doc)):

@@ -13,8 +13,9 @@ from agent.pipeline.detections.rules.base import get
 
 _EXEC = ("auditd.process",)
 _NET = ("auditd.network", "psutil.network")
+NET_DATASETS = _NET
 _FILE = ("auditd.file",)
-AUDIT = ("auditd.process", "auditd.network", "auditd.file", "auditd.auth", "auditd.login", "auditd.config",
+AUDIT = ("auditd.process", "auditd.network", "auditd.network:local", "auditd.file", "auditd.auth", "auditd.login", "auditd.config",
          "auditd.tty", "auditd.other")
 JOURNAL_ANY = "journald:*"
 # Text-bearing datasets for product-only (syslog-like) keyword rules: the journal, and

@@ -207,7 +207,12 @@ class SigmaRuleSet:
 
     def _keys(self, doc: dict) -> list:
         ev = doc["event"]
-        keys = [ev.get("dataset", "")]
+        ds = ev.get("dataset", "")
+        if ds in F.NET_DATASETS and not (doc.get("destination") or {}).get("ip"):
+            # A unix-socket connect is not a Sigma network_connection (Sysmon's are TCP/UDP):
+            # "not DestinationIp: 127.0.0.1" would match every one of them.
+            return [ds + ":local"]
+        keys = [ds]
         if ev.get("module") == "journald":
             keys += [F.JOURNAL_ANY, "journald:" + str(get(doc, "process", "name") or "").lower()]
         return keys
