@@ -47,6 +47,12 @@ AGENT_OPTIONS: dict = {
     ),
     "retry_max_backoff": Option("duration", "60s", "cap on the wait between retries of a failing shipper", minimum=0.1),
     "shutdown_timeout": Option("duration", "10s", "how long SIGTERM may take to flush before the agent exits", minimum=0),
+    "recording_max_bytes": Option("size", "8MiB", "cap on one session's recorded terminal output (tlog); past it "
+                                  "the text is cut and a gap event says so", minimum=1024),
+    "recording_store_max_bytes": Option("size", "512MiB", "cap on all recordings kept for playback and reports; "
+                                        "the oldest sessions' recordings go first", minimum=1024 * 1024),
+    "session_retention": Option("duration", "30d", "how long sessions (summary, timeline, recording) are kept "
+                                "for agentd sessions show/play/report after they ended", minimum=60.0),
     "redact": Option("bool", "true", "mask secrets (passwords, tokens) in keystrokes, arguments and originals"),
     "redact_patterns": Option("list", "", "extra regular expressions to mask (the whole match, or group 1), "
                               "comma- or newline-separated", check=_check_patterns),

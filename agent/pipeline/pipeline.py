@@ -1,6 +1,7 @@
 """The one pipeline every event passes, in `agentd run` and `agentd replay` alike.
 
-    normalize (in the collector) -> redaction -> session join -> process tree -> [detections]
+    normalize (in the collector) -> redaction -> session join -> process tree -> recordings
+    -> [detections]
     -> spool or output
 
 Redaction is first: the session join keeps a timeline of command lines and
@@ -21,6 +22,7 @@ from typing import Optional
 from agent.base.events import Event
 from agent.pipeline.detections.engine import DetectionStage
 from agent.pipeline.process_tree import ProcessTree
+from agent.pipeline.recordings import RecordingStage
 from agent.pipeline.redact import Redactor, rule_names
 from agent.pipeline.session_store import SessionStore
 from agent.pipeline.sessions import SessionTracker
@@ -60,6 +62,12 @@ class Pipeline:
         self.stages.append(self.sessions)
         # After the join: a login's entry leader and source IP come from the session.
         self.stages.append(ProcessTree(host, self.sessions, store=store, live=live))
+        # After the join: chunks are ordered, capped and stored per session.
+        self.stages.append(RecordingStage(
+            host, store=SessionStore(store) if store is not None else None, live=live,
+            max_session_bytes=int(agent_conf.get("recording_max_bytes") or 8 << 20),
+            keep_seconds=float(agent_conf.get("session_retention") or 30 * 86400.0),
+            store_max_bytes=int(agent_conf.get("recording_store_max_bytes") or 512 << 20)))
         if ((sections or {}).get("detections") or {}).get("enabled", True):
             self.detections = DetectionStage(sections, host, store=store, sessions=self.sessions, live=live,
                                              config_path=config_path)

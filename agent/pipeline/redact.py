@@ -4,8 +4,8 @@ redact_names, redact_disable).
 What is masked is data, in redact_rules.py (per-tool conventions, secret names, token shapes);
 how, in redact_engine.py. This module walks an event: the fields scanned are keystrokes
 (text, lines, line_details), process.args (argument-aware), process.command_line,
-process.title, the same of process.parent, message, string values of auditd.data and
-event.original. The raw forms of a source (auditd's hex arguments, PROCTITLE, TTY data,
+process.title, process.io.text (recorded terminal output), the same of process.parent,
+message, string values of auditd.data and event.original. The raw forms of a source (auditd's hex arguments, PROCTITLE, TTY data,
 aureport-quoted keystrokes) are decoded and re-encoded by that source's own raw-text
 redactor, found through agent.base.registry by event.module: the pipeline knows no wire format.
 
@@ -119,6 +119,8 @@ class Redactor:
                     changed |= c
                 for key in ("command_line", "title"):
                     changed |= self._field(obj, key)
+            if isinstance(proc.get("io"), dict):  # terminal output (tlog recordings)
+                changed |= self._field(proc["io"], "text")
         changed |= self._field(doc, "message")
         data = (doc.get("auditd") or {}).get("data")
         if isinstance(data, dict):

@@ -74,7 +74,10 @@ def timeline_text(doc: dict) -> str:
     """The text of the event's row in its session's timeline; "" for no row."""
     action = doc["event"].get("action")
     if doc["event"].get("kind") == "alert":
-        return get(doc, "rule", "name") or "alert"
+        # The technique with the rule's name: what a report shows without the alert itself.
+        tech = get(doc, "threat", "technique", "subtechnique", "id") or get(doc, "threat", "technique", "id") or []
+        name = get(doc, "rule", "name") or "alert"
+        return f"{name} [{', '.join(tech)}]" if tech else name
     if action == "executed":
         return get(doc, "process", "command_line") or " ".join(get(doc, "process", "args") or [])
     if action in ("connected-to", "connection-opened"):

@@ -13,8 +13,12 @@ Three kinds of data, in tables whose layout is unchanged since the first release
   A stage with something to show in a session adds rows of its own kind; ``sessions
   show`` prints them in time order.
 
-Retention (recordings, reports) belongs here too: it is a question of which sessions
-to keep, asked of the same tables.
+- terminal recordings (``recording``): tlog's chunks of a session, in order, with
+  their timing, written by the recordings stage (agent/pipeline/recordings.py).
+
+Retention (``prune``): sessions that ended more than ``session_retention`` ago lose
+their summary, timeline and recording; past ``recording_store_max_bytes`` of recorded
+text the oldest sessions lose their recording first (their summary and timeline stay).
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS timeline (session_id TEXT NOT NULL, ts REAL NOT NULL, kind TEXT NOT NULL,"
     " text TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS timeline_session ON timeline (session_id, ts)",
+    "CREATE TABLE IF NOT EXISTS recording (session_id TEXT NOT NULL, rec TEXT NOT NULL, chunk INTEGER NOT NULL,"
+    " pos INTEGER NOT NULL, ts REAL NOT NULL, timing TEXT NOT NULL, text TEXT NOT NULL, bytes INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS recording_session ON recording (session_id, rec, chunk)",
 )
 
 # By time. Rows are stored as they arrive, and audit stamps are millisecond-coarse:
@@ -47,6 +54,17 @@ class TimelineRow(NamedTuple):
     ts: float
     kind: str  # the event's action (executed, typed, connected-to, events-lost, …)
     text: str
+
+
+class Chunk(NamedTuple):
+    session_id: str
+    rec: str  # tlog's recording id
+    chunk: int  # tlog's TLOG_ID: 1, 2, … per recording
+    pos: int  # ms from the recording's start
+    ts: float
+    timing: str  # tlog's timing string for ``text``
+    text: str  # output text, redacted ("" when cut by the size cap)
+    bytes: int
 
 
 class SessionStore:
@@ -73,6 +91,31 @@ class SessionStore:
             ("INSERT OR REPLACE INTO session_history VALUES (?, ?, ?, ?, ?)", history, True),
             ("INSERT INTO timeline VALUES (?, ?, ?, ?)", [tuple(r) for r in rows], True),
         ])
+
+    def save_chunks(self, chunks: Iterable[Chunk]) -> None:
+        self.spool.transaction([("INSERT INTO recording VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                 [tuple(c) for c in chunks], True)])
+
+    def prune(self, now: float, keep_seconds: float, max_bytes: int) -> None:
+        """Retention: drop sessions ended before now - keep_seconds (and recordings of
+        no session older than that), then the oldest recordings past max_bytes."""
+        cutoff = now - keep_seconds
+        old = "SELECT id FROM session_history WHERE COALESCE(end, start) < ?"
+        self.spool.transaction([
+            (f"DELETE FROM recording WHERE session_id IN ({old})", (cutoff,), False),
+            (f"DELETE FROM timeline WHERE session_id IN ({old})", (cutoff,), False),
+            ("DELETE FROM recording WHERE ts < ?", (cutoff,), False),
+            ("DELETE FROM session_history WHERE COALESCE(end, start) < ?", (cutoff,), False),
+        ])
+        rows = self.spool.query("SELECT session_id, SUM(bytes), MIN(ts) FROM recording GROUP BY session_id"
+                                " ORDER BY MIN(ts) DESC", ())
+        total, drop = 0, []
+        for sid, size, _ in rows:
+            total += size or 0
+            if total > max_bytes:
+                drop.append((sid,))
+        if drop:
+            self.spool.transaction([("DELETE FROM recording WHERE session_id = ?", drop, True)])
 
 
 class SessionReader:
@@ -112,6 +155,13 @@ class SessionReader:
         rows = self._query("SELECT summary FROM session_history WHERE id = ? OR id LIKE ? ORDER BY start DESC",
                            (ident, f"%:{ident}"))
         return loads(rows[0][0]) if rows else None
+
+    def recording(self, session_id: str) -> List[Chunk]:
+        """The session's recorded chunks, per recording in tlog's order."""
+        rows = self._query("SELECT session_id, rec, chunk, pos, ts, timing, text, bytes FROM recording "
+                           "WHERE session_id = ? ORDER BY MIN(ts) OVER (PARTITION BY rec), rec, chunk",
+                           (session_id,))
+        return [Chunk(*r) for r in rows]
 
     def timeline(self, session_id: str) -> List[TimelineRow]:
         rows = self._query(f"SELECT session_id, ts, kind, text FROM timeline WHERE session_id = ? "

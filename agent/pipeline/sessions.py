@@ -199,6 +199,9 @@ class SessionTracker:
         out: list = []
         hit = [s for s in self.sessions.values()
                if (s.get("start") or t) <= t and (not s.get("end") or t <= s["end"])]
+        named = get(doc, "session", "id")
+        if named:  # a loss inside one session (a recording's missing chunk): that session only
+            hit = [s for s in self.sessions.values() if s["id"] == named]
         g = doc.setdefault("agentd", {}).setdefault("gap", {})
         why = {"source": g.get("source"), "reason": g.get("reason"), "count": g.get("count"),
                "message": doc.get("message") or g.get("detail") or "events lost"}

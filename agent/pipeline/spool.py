@@ -252,6 +252,10 @@ class Spool:
             row = self._db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
 
+    def query(self, sql: str, params: tuple) -> list:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
     def transaction(self, statements: list) -> None:
         """[(sql, params, many)] in one transaction (one WAL commit, not one each)."""
         with self._lock:

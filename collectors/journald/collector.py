@@ -46,11 +46,11 @@ def _check_dir(value: str) -> None:
 
 class JournaldCollector(Collector):
     type_name = "journald"
-    description = "follow the systemd journal: sshd logins, sudo, su and sftp transfers"
+    description = "follow the systemd journal: sshd logins, sudo, su, sftp transfers and tlog recordings"
     options = {
         "journal_dir": Option("str", "", "journal directory to read; empty means the local system journal",
                               check=_check_dir),
-        "programs": Option("list", "sshd, sshd-session, sudo, su, sftp-server",
+        "programs": Option("list", "sshd, sshd-session, sudo, su, sftp-server, tlog-rec-session",
                            "programs to read, matched by SYSLOG_IDENTIFIER or _COMM (not unit names)"),
         "start_at": Option("choice", "end", "where to start when there is no checkpoint: end or beginning",
                            choices=("end", "beginning")),

@@ -44,6 +44,8 @@ def _short(program: str) -> str:
         return "sshd"
     if program == "sftp-server":
         return "sftp"
+    if program == "tlog-rec-session":  # its own error lines, beside tlog.recording
+        return "tlog"
     return program.replace("-", "_")
 
 

@@ -12,7 +12,7 @@ import logging
 from typing import Optional
 
 from agent.base.events import HostInfo, add_related, base_doc, make_event_id
-from collectors.journald import sftp, sshd, su, sudo
+from collectors.journald import sftp, sshd, su, sudo, tlog
 from collectors.journald.common import generic
 
 log = logging.getLogger("agentd.journald")
@@ -99,6 +99,8 @@ class Normalizer:
             return su.parse(message, fields)
         if program == "sftp-server":
             return sftp.parse(message, fields, self.sftp_state)
+        if program == tlog.PROGRAM:
+            return tlog.parse(message, fields)
         return None
 
     def normalize(self, fields: dict) -> Optional[dict]:
@@ -134,7 +136,7 @@ class Normalizer:
         unit = text(fields.get("_SYSTEMD_UNIT"))
         if unit:
             doc["journald"]["unit"] = unit
-        if self.keep_original:
+        if self.keep_original and ev["dataset"] != tlog.DATASET:  # a chunk's text is in process.io.text
             doc["event"]["original"] = message
         user = doc.get("user", {})
         add_related(doc, users=(user.get("name"), (user.get("target") or {}).get("name")),

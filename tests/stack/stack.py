@@ -45,6 +45,7 @@ SUDOERS_TEXT = """\
 # agentd test stack (tests/stack/stack.py). Removed by `tests/stack/stackctl down`.
 alice ALL=(ALL:ALL) NOPASSWD: ALL
 bob ALL=(root) NOPASSWD: /usr/bin/id, /bin/cat /etc/hostname
+erin ALL=(ALL:ALL) NOPASSWD: ALL
 """
 
 JUMP_HOST, JUMP_PORT = "127.0.0.1", 2222
@@ -58,7 +59,19 @@ USERS: Dict[str, Dict[str, Any]] = {
     "bob": {"password": None, "key": True},
     "carol": {"password": "carol-pass-123", "key": False},
     "dave": {"password": "dave-pass-123", "key": False},
+    # Recorded: her login shell is packaging/tlog/agentd-tlog-shell (tlog-rec-session).
+    # Not sshd's ForceCommand: the jump sshd's config is shared by every test run.
+    "erin": {"password": None, "key": True},
 }
+RECORDED_USERS = ("erin",)
+HOP_USERS = ("alice", "erin")  # have their own key on the jump host for the target
+
+# tlog on Debian 12 is not setuid: the recorder cannot write its lock under
+# /run/tlog (_tlog 0755) nor add a utmp record (/run/utmp missing in a container).
+TLOG_REC = "/usr/bin/tlog-rec-session"
+TLOG_SHELL_SRC = REPO_ROOT / "packaging" / "tlog" / "agentd-tlog-shell"
+TLOG_SHELL = STATE_DIR / "agentd-tlog-shell"  # a copy: the shared stack outlives a work tree
+UTMP = Path("/run/utmp")
 
 
 @dataclasses.dataclass
@@ -318,12 +331,12 @@ def _users(state: Dict[str, Any]) -> Dict[str, Dict[str, Optional[str]]]:
             key_path = str(key_path)
         home = Path(pw.pw_dir)
         ssh_dir = home / ".ssh"
-        if name == "alice":
-            # alice's own key *on the jump host*, used to hop to the target host.
+        if name in HOP_USERS:
+            # Her own key *on the jump host*, used to hop to the target host.
             hop_key = ssh_dir / "id_ed25519"
             if not hop_key.exists():
                 ssh_dir.mkdir(mode=0o700, exist_ok=True)
-                _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice@bastion-hop",
+                _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@bastion-hop",
                       "-f", str(hop_key)])
             authorized.append(Path(f"{hop_key}.pub").read_text().strip())
             _write_if_changed(ssh_dir / "config", (
@@ -351,6 +364,33 @@ def _pam(state: Dict[str, Any]) -> None:
         text += "\n"
     _write_if_changed(PAM_SSHD, f"{text}\n{PAM_MARKER}\n{PAM_LINE}\n")
     state["created"]["pam_tty_audit"] = True
+
+
+def _tlog(state: Dict[str, Any]) -> None:
+    """Recording for RECORDED_USERS, the way packaging/tlog and the README say: the
+    recorder setuid/setgid _tlog (so it can take its lock, and the user does not own
+    it), a utmp file for its utmp record, and the wrapper as their login shell."""
+    if not Path(TLOG_REC).exists():
+        raise StackError(f"{TLOG_REC} missing: apt-get install tlog (make venv does)")
+    listed = _run(["dpkg-statoverride", "--list", TLOG_REC], check=False).strip()
+    if not listed:
+        _run(["dpkg-statoverride", "--update", "--add", "_tlog", "_tlog", "6755", TLOG_REC])
+        state["created"]["tlog_statoverride"] = True
+    if not UTMP.exists():
+        UTMP.touch()
+        os.chmod(UTMP, 0o664)  # touch's mode goes through the umask
+        os.chown(UTMP, 0, _gid("utmp"))
+        state["created"]["utmp"] = True
+    _write_if_changed(TLOG_SHELL, TLOG_SHELL_SRC.read_text(), 0o755)
+    for name in RECORDED_USERS:
+        if pwd.getpwnam(name).pw_shell != str(TLOG_SHELL):
+            _run(["usermod", "--shell", str(TLOG_SHELL), name])
+
+
+def _gid(group: str) -> int:
+    import grp
+
+    return grp.getgrnam(group).gr_gid
 
 
 def _sshd_config(which: str) -> str:
@@ -437,6 +477,7 @@ def up() -> StackInfo:
         _auditd(state)
         users = _users(state)
         _pam(state)
+        _tlog(state)
         _sshd(state, "jump", JUMP_HOST, JUMP_PORT)
         _sshd(state, "target", TARGET_HOST, TARGET_PORT)
     finally:
@@ -467,6 +508,12 @@ def down() -> None:
             kept.pop()
         _write_if_changed(PAM_SSHD, "".join(kept))
         _log("removed pam_tty_audit line from /etc/pam.d/sshd")
+    if created.pop("tlog_statoverride", False):
+        _run(["dpkg-statoverride", "--remove", TLOG_REC], check=False)
+        _run(["chown", "root:root", TLOG_REC], check=False)
+        os.chmod(TLOG_REC, 0o755)
+    if created.pop("utmp", False):
+        UTMP.unlink(missing_ok=True)
     if created.pop("sudoers", False):
         SUDOERS_FILE.unlink(missing_ok=True)
     if created.pop("dev_log", False) and os.path.islink("/dev/log") and "journald" not in started:

@@ -17,7 +17,7 @@ from collectors.journald.collector import JournaldCollector
 DATA = Path(__file__).with_name("data") / "journal_lines.jsonl"
 LINES = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
 HOST = HostInfo("bastion1", "0123456789abcdef0123456789abcdef", "b" * 32)
-PROGRAMS = ["sshd", "sshd-session", "sudo", "su", "sftp-server"]
+PROGRAMS = ["sshd", "sshd-session", "sudo", "su", "sftp-server", "tlog-rec-session"]
 
 
 def entry(scenario: str, startswith: str) -> dict:
