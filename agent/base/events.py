@@ -23,7 +23,7 @@ from agent.base.cache import BoundedCache
 # Top-level objects of agentd's own (not ECS field sets); README "ECS" lists what each holds.
 # Everything else in an event is an ECS field (tests/unit/test_ecs_fields.py checks it).
 CUSTOM_OBJECTS = frozenset((
-    "session", "keystrokes", "transfer", "agentd", "auditd", "journald", "sshd", "sftp", "sudo",
+    "session", "keystrokes", "transfer", "agentd", "auditd", "journald", "sshd", "sftp", "sudo", "tlog",
 ))
 
 # Positions are plain JSON-able dicts owned by the collector that made them, e.g.
