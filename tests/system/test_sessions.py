@@ -39,6 +39,7 @@ def test_concurrent_sessions_carry_origin_key_and_method(stack, ssh_session, tmp
     alice = ssh_session("alice")
     carol = ssh_session("carol")
     a_port, c_port = client_port(alice), client_port(carol)
+    alice_ses = alice.run("cat /proc/self/sessionid").strip()
     alice.run(f"/bin/echo alice-{tok} >/dev/null")
     carol.run(f"/bin/echo carol-{tok} >/dev/null")
     # sudo -i keeps the login (audit ses) and the login user
@@ -91,8 +92,10 @@ def test_concurrent_sessions_carry_origin_key_and_method(stack, ssh_session, tmp
     dave_cmd = with_token(evs, f"carol-dave-{tok}")[0]
     assert dave_cmd["user"]["name"] == "dave" and dave_cmd["session"]["user"] == "carol"
 
+    # alice's own hop: other tests on this machine may reach the target host meanwhile
     hop = [e for e in evs if e["event"].get("action") == "connected-to"
-           and (e.get("destination") or {}).get("ip") == "127.0.0.2"]
+           and (e.get("destination") or {}).get("ip") == "127.0.0.2"
+           and str((e.get("auditd") or {}).get("session")) == alice_ses]
     assert hop and all(e["session"]["user"] == "alice" and e["session"]["source"]["port"] == a_port for e in hop)
     alice_ids = {e["session"]["id"] for e in alice_cmds}
     for e in with_token(evs, f"target-{tok}"):
