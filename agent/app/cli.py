@@ -110,7 +110,9 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                 print("Error: sessions show needs a session id (from `agentd sessions`)", file=sys.stderr)
                 return 2
             return sessions_cli.show_session(cfg.agent["state_dir"], args.id)
-        return sessions_cli.list_sessions(cfg.agent["state_dir"], args.since, args.user)
+        if args.action in ("play", "export", "report"):
+            return sessions_cli.recording_command(cfg.agent["state_dir"], args)
+        return sessions_cli.list_sessions(cfg.agent["state_dir"], args.since or "24h", args.user)
     except FileNotFoundError as e:
         print(f"agentd: no spool database at {e}: the agent has not run with this config", file=sys.stderr)
         return 3
@@ -174,12 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(sp)
     sp.set_defaults(func=cmd_status)
 
-    sp = sub.add_parser("sessions", help="recent login sessions; `sessions show ID` prints one's timeline")
+    sp = sub.add_parser("sessions", help="recent login sessions; `sessions show ID` prints one's timeline, "
+                        "play/export/report ID its terminal recording and an HTML report")
     with_config(sp)
-    sp.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    sp.add_argument("action", nargs="?", choices=["list", "show", "play", "export", "report"], default="list")
     sp.add_argument("id", nargs="?", help="session id, or its audit ses number")
-    sp.add_argument("--since", default="24h", help="how far back to list (default 24h)")
+    sp.add_argument("--since", default=None, help="how far back to list or report (default 24h)")
     sp.add_argument("--user", default="", help="only this login user")
+    sp.add_argument("--speed", type=float, default=1.0, help="play: speed factor (2 = twice as fast)")
+    sp.add_argument("--max-idle", type=float, default=0.0, help="play: cap each pause at this many seconds")
+    sp.add_argument("--format", choices=["asciicast"], default="asciicast", help="export: the file format")
+    sp.add_argument("-o", "--output", default="", help="export: file (default stdout); report: FILE.html, "
+                    "or a directory with --since")
+    sp.add_argument("--group", default="", help="report: group that may read it (mode 0640; default 0600)")
     sp.set_defaults(func=cmd_sessions)
 
     sp = sub.add_parser("rules", help="detection rules: built-in and Sigma, loaded or skipped and why")

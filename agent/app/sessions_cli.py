@@ -54,3 +54,65 @@ def show_session(state_dir: str, ident: str, out=sys.stdout) -> int:
         text = text.replace("\r", "\\r").replace("\n", "\\n")
         out.write(f"  {_fmt(ts)}  {labels.get(kind, kind):<9} {text}\n")
     return 0
+
+
+# -- recordings: play, export, report ------------------------------------------
+
+
+def _load_session(store: SessionReader, ident: str):
+    s = store.find(ident)
+    if s is None:
+        print(f"agentd: no session {ident!r}", file=sys.stderr)
+        return None, []
+    return s, store.recording(s["id"])
+
+
+def play(chunks, speed: float = 1.0, max_idle: float = 0.0, out=None, sleep=time.sleep) -> int:
+    from agent.app.session_report.frames import frames
+
+    out = out or sys.stdout.buffer
+    t0 = 0.0
+    for f in frames(chunks):
+        pause = (f.t - t0) / max(speed, 1e-6)
+        if max_idle:
+            pause = min(pause, max_idle)
+        if pause > 0:
+            sleep(pause)
+        t0 = f.t
+        if f.text:
+            out.write(f.text.encode("utf-8", "replace"))
+            out.flush()
+    return 0
+
+
+def recording_command(state_dir: str, args) -> int:
+    from agent.app.session_report import report
+
+    if args.action == "report" and args.since:
+        return report.write_index(state_dir, args.since, args.output, args.group, user=args.user)
+    if not args.id:
+        print(f"Error: sessions {args.action} needs a session id (from `agentd sessions`)", file=sys.stderr)
+        return 2
+    if args.action == "report":
+        if not args.output:
+            print("Error: sessions report needs -o FILE.html", file=sys.stderr)
+            return 2
+        return report.write_one(state_dir, args.id, args.output, args.group)
+    with SessionReader(state_dir) as store:
+        s, chunks = _load_session(store, args.id)
+    if s is None:
+        return 1
+    if not chunks:
+        print(f"agentd: session {s['id']} has no terminal recording", file=sys.stderr)
+        return 1
+    if args.action == "play":
+        return play(chunks, args.speed, args.max_idle)
+    from agent.app.session_report.asciicast import asciicast
+    from agent.app.session_report.frames import frames
+
+    text = asciicast(frames(chunks), s.get("start") or 0.0, f"session {s['id']} of {s.get('user')}")
+    if args.output:
+        report.write_private(args.output, text, args.group)
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -55,6 +55,7 @@ class RecordingStage:
         self.cut = BoundedCache(MAX_TRACKED)  # session id -> True once the cap was hit
         self.transfers = BoundedCache(MAX_TRACKED)  # session id -> True
         self.recorders = BoundedCache(MAX_TRACKED)  # session id -> recorder pid (live tamper check)
+        self.gone = BoundedCache(MAX_TRACKED)  # session id -> when its recorder was first seen gone
         self._pending: list = []
         self._pruned_at = 0.0
 
@@ -91,7 +92,7 @@ class RecordingStage:
                     f"(recording_max_bytes): output from chunk {tl.get('id')} on is not kept")))
             return out
         self.sizes.put(sid, kept + size)
-        if self.store is not None:
+        if self.store is not None and sid:  # a recording of no login (no audit session) is shipped only
             ts = parse_rfc3339(doc.get("@timestamp")) or self.now()
             self._pending.append(Chunk(sid, str(tl.get("rec", "")), int(tl.get("id") or 0), int(tl.get("pos") or 0),
                                        ts, str(tl.get("timing", "")), str(io.get("text", "")), size))
@@ -138,8 +139,15 @@ class RecordingStage:
         pid = self.recorders.get(sid)
         if not (self.live and pid) or os.path.exists(f"/proc/{pid}"):
             return []
+        # Gone. Audit events come seconds late, so a command that ran just before a
+        # normal logout can be read after the recorder exited: only a command that
+        # started after the agent first saw the recorder gone means the login went on.
         ts = parse_rfc3339(doc.get("@timestamp")) or 0.0
-        if self.now() - ts > 5.0:  # a backlog: the recorder may have ended after this command
+        seen_gone = self.gone.get(sid)
+        if seen_gone is None:
+            self.gone.put(sid, self.now())
+            return []
+        if ts <= seen_gone + 1.0:
             return []
         del self.recorders[sid]
         return [self._gap(doc, "recorder-ended", (
