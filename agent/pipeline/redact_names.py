@@ -28,7 +28,8 @@ SECRET_GATES = ("pass", "pwd", "pw", "secret", "token", "key", "auth", "pin", "p
 
 def skip_value(v: str) -> bool:
     """Values that are not a secret literal: empty, a variable or command substitution, a template."""
-    return not v or v == MASK or v in ("-", "$") or v[0] in "%@" or bool(_VARREF.match(v))
+    return (not v or v == MASK or v in ("-", "$") or v[0] in "%@" or bool(_VARREF.match(v))
+            or v.startswith(("file://", "fileb://")))
 
 
 def _norm(name: str) -> str:
@@ -84,6 +85,8 @@ class SecretNames:
                 continue
             if not self.is_secret_name(m.group(2)) and not (m.group(2) == "passwd" and m.group(3) == "="):
                 continue            # passwd: is nsswitch's database; passwd=x is a password
+            if s[max(0, m.start() - 2):m.start()] == "${":
+                continue            # ${PASSWORD:-default}: a parameter expansion, no literal
             colon = m.group(3) != "=" and "=" not in m.group(3)
             if m.group(3) != "=" and "=" in m.group(3) and not _line_start(s, m.start()):
                 continue            # "name = value" only as a line of a config file (ini, heredoc, echo -e)
@@ -138,8 +141,8 @@ class SecretNames:
                     break
                 b += 1
         v = s[a:b]
-        if skip_value(v) or v.lower() in R.BOOLISH:
-            return None
+        if skip_value(v) or v.lower() in R.BOOLISH or v in ("{", "["):
+            return None             # {"password": {"user": ...}}: the names inside are checked themselves
         if (colon or name.endswith(R.PATH_MEANS_REFERENCE)) and PATHLIKE.match(v):
             return None
         if ".*" in v or v[0] in "^[":
