@@ -54,29 +54,30 @@ def _program(text: str) -> str:
 
 
 def _commands(timeline) -> List[List[str]]:
-    """Executed commands with the typed line that ran them beside them (pam_tty_audit's
-    lines flush late, at logout: matched by the program's name, in order)."""
+    """Executed commands with the typed line that ran them beside them. pam_tty_audit's
+    lines are flushed per shell (at its exit or logout), so their times say little: each
+    command takes the first unused typed line that names its program; typed lines that
+    ran no program (builtins, lines typed inside vim or top) are listed after them."""
     typed: List[str] = []
     for r in timeline:
         if r.kind == "typed":
             typed += [p for p in r.text.split(" | ") if p.strip()]
-    used = 0
+    used = [False] * len(typed)
     rows = []
     for r in timeline:
         if r.kind != "executed":
             continue
         prog = _program(r.text)
         match = ""
-        for i in range(used, len(typed)):
-            if prog and re.search(rf"(^|[\s;|&(/]){re.escape(prog)}(\s|$)", typed[i]):
-                for skipped in typed[used:i]:  # typed lines that ran no program (builtins)
-                    rows.append(["", f'<code class="typed">{escape(skipped)}</code>', ""])
-                match, used = typed[i], i + 1
+        pattern = re.compile(rf"(^|[\s;|&(/]){re.escape(prog)}(\s|$)") if prog else None
+        for i, line in enumerate(typed):
+            if not used[i] and pattern is not None and pattern.search(line):
+                match, used[i] = line, True
                 break
         rows.append([_clock(r.ts), f'<code class="typed">{escape(match)}</code>' if match else "",
                      f"<code>{escape(r.text)}</code>"])
-    for rest in typed[used:]:
-        rows.append(["", f'<code class="typed">{escape(rest)}</code>', ""])
+    rows += [["typed", f'<code class="typed">{escape(line)}</code>', "(no program of its own)"]
+             for i, line in enumerate(typed) if not used[i]]
     return rows
 
 
