@@ -69,7 +69,8 @@ def _commands(timeline) -> List[List[str]]:
             continue
         prog = _program(r.text)
         match = ""
-        pattern = re.compile(rf"(^|[\s;|&(/]){re.escape(prog)}(\s|$)") if prog else None
+        # the program as a command word: at the line's start, after ; | & ( or sudo, with a path
+        pattern = re.compile(rf"(^\s*|[;|&(]\s*|sudo\s+)(\S*/)?{re.escape(prog)}(\s|$)") if prog else None
         for i, line in enumerate(typed):
             if not used[i] and pattern is not None and pattern.search(line):
                 match, used[i] = line, True
