@@ -289,7 +289,7 @@ def loop_execs_delivered(path: str, skip_lines: int, users: set) -> int:
     n = 0
     with open(path, "rb") as f:
         for i, line in enumerate(f):
-            if i < skip_lines or b'"executed"' not in line:
+            if i < skip_lines or b'"exec"' not in line:
                 continue
             try:
                 ev = json.loads(line)

@@ -38,7 +38,7 @@ def synthetic(i: int) -> dict:
     kind = i % 10
     if kind < 6:
         doc = base_doc(host=HOST, timestamp=1714557600 + i / 100, event_id=make_event_id("b", i), module="auditd",
-                       dataset="auditd.process", category=["process"], type=["start"], action="executed",
+                       dataset="auditd.process", category=["process"], type=["start"], action="exec",
                        outcome="success", sequence=i)
         doc["process"] = {"pid": 1000 + i % 5000, "parent": {"pid": 999}, "executable": "/usr/bin/ssh",
                           "name": "ssh", "args": ["ssh", "-p", "22", f"admin@db{i % 40}.internal"], "args_count": 4,

@@ -18,7 +18,7 @@ HOST = HostInfo("bastion1", "0123456789abcdef0123456789abcdef")
 
 def realistic(i: int) -> Event:
     doc = base_doc(host=HOST, timestamp=1700000000 + i / 100, event_id=make_event_id("bench", i), module="auditd",
-                   dataset="auditd.process", category=["process"], type=["start"], action="executed",
+                   dataset="auditd.process", category=["process"], type=["start"], action="exec",
                    outcome="success", sequence=i)
     doc["process"] = {"pid": 1000 + i % 5000, "parent": {"pid": 999}, "executable": "/usr/bin/ls", "name": "ls",
                       "args": ["ls", "-la", f"/home/alice/dir{i % 50}"], "args_count": 3,

@@ -46,7 +46,7 @@ def show_session(state_dir: str, ident: str, out=sys.stdout) -> int:
     if gaps:
         out.write(f"timeline incomplete ({len(gaps)} gap{'s' if len(gaps) > 1 else ''}): "
                   + "; ".join(g.get("message", "events lost") for g in gaps) + "\n")
-    labels = {"executed": "ran", "typed": "typed", "connected-to": "connect", "session-started": "login",
+    labels = {"exec": "ran", "executed": "ran", "typed": "typed", "connected-to": "connect", "session-started": "login",
               "session-ended": "logout", "file-uploaded": "upload", "file-downloaded": "download",
               "events-lost": "LOST"}
     for _, ts, kind, text in events:

@@ -20,6 +20,9 @@ import orjson
 from agent import __version__
 from agent.base.cache import BoundedCache
 
+# The ECS release the events follow (ecs.version on every event; Elastic Security needs it).
+ECS_VERSION = "9.4.0"
+
 # Top-level objects of agentd's own (not ECS field sets); README "ECS" lists what each holds.
 # Everything else in an event is an ECS field (tests/unit/test_ecs_fields.py checks it).
 CUSTOM_OBJECTS = frozenset((
@@ -242,10 +245,39 @@ def base_doc(
         event["sequence"] = sequence
     return {
         "@timestamp": rfc3339(timestamp),
+        "ecs": {"version": ECS_VERSION},
         "event": event,
         "host": {"name": host.name, "id": host.id},
         "agent": {"type": "agentd", "version": __version__},
     }
+
+
+def tty_device(name: object) -> Optional[dict]:
+    """ECS ``process.tty`` of a terminal name (audit's pts1, the journal's pts/1, tty2,
+    ttyS0, console): pts/N is major 136 + N/256, minor N%256. None when not a terminal.
+    (ECS has no tty name; agentd keeps it as ``agentd.process.tty.name``.)"""
+    if not isinstance(name, str) or not name:
+        return None
+    dev = _tty_cache.get(name)
+    if dev is None:
+        n = name[5:] if name.startswith("/dev/") else name
+        dev = ()
+        if n.startswith("pts"):
+            num = n[3:].lstrip("/")
+            if num.isdigit():
+                dev = (136 + int(num) // 256, int(num) % 256)
+        elif n.startswith("ttyS") and n[4:].isdigit():
+            dev = (4, 64 + int(n[4:]))
+        elif n.startswith("tty") and n[3:].isdigit():
+            dev = (4, int(n[3:]))
+        elif n == "console":
+            dev = (5, 1)
+        if len(_tty_cache) < 4096:
+            _tty_cache[name] = dev
+    return {"char_device": {"major": dev[0], "minor": dev[1]}} if dev else None
+
+
+_tty_cache: dict = {}
 
 
 def add_related(doc: dict, *, users: tuple = (), ips: tuple = ()) -> None:

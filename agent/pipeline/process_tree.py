@@ -9,8 +9,7 @@ its origin (``entry_meta.source.ip``) come from the login. On each event with a
   exec, its first exec). Deterministic: replaying the same logs gives the same ids. A pid
   seen again in another audit session, or exec'ing from another parent, is a new process
   (pid reuse); live, /proc's start time also tells a reused pid from a re-exec.
-- ``process.start``, ``process.interactive`` and ``process.tty.char_device`` (from the
-  audit terminal name: pts/N is major 136 + N/256, minor N%256).
+- ``process.start`` and ``process.interactive`` (the process has a terminal).
 - ``process.parent.pid``/``entity_id``, and the parent's exec facts (``executable``,
   ``name``, ``args``, ``command_line``, ``start``) when its exec was seen.
 - ``process.entry_leader.*`` on every event of a login: the login's first process (the
@@ -53,33 +52,6 @@ _EXEC_DATASET = "auditd.process"
 # What a child's process.parent and a login's entry leader repeat of the process's exec
 # (Sigma's ParentImage / ParentCommandLine); the entry leader leaves out command_line.
 _FACTS = ("executable", "name", "args", "args_count", "command_line")
-
-
-def tty_device(name: object) -> Optional[dict]:
-    """ECS process.tty from an audit/journal terminal name (pts1, pts/1, tty2, ttyS0, console)."""
-    if not isinstance(name, str) or not name:
-        return None
-    dev = _tty_cache.get(name)
-    if dev is None:
-        n = name[5:] if name.startswith("/dev/") else name
-        major = minor = None
-        if n.startswith("pts"):
-            num = n[3:].lstrip("/")
-            if num.isdigit():
-                major, minor = 136 + int(num) // 256, int(num) % 256
-        elif n.startswith("ttyS") and n[4:].isdigit():
-            major, minor = 4, 64 + int(n[4:])
-        elif n.startswith("tty") and n[3:].isdigit():
-            major, minor = 4, int(n[3:])
-        elif n == "console":
-            major, minor = 5, 1
-        dev = {"char_device": {"major": major, "minor": minor}} if major is not None else {}
-        if len(_tty_cache) < 4096:
-            _tty_cache[name] = dev
-    return dev or None
-
-
-_tty_cache: dict = {}
 
 
 class ProcessTree:
@@ -186,12 +158,7 @@ class ProcessTree:
 
         proc["entity_id"] = rec["e"]
         proc["start"] = rec["t"]
-        tty = proc.get("tty")
-        if tty is not None:
-            if "char_device" not in tty:
-                dev = tty_device(tty.get("name"))
-                if dev is not None:
-                    tty["char_device"] = dev["char_device"]
+        if "tty" in proc:
             proc["interactive"] = True
         elif a is not None:
             proc["interactive"] = False
@@ -253,7 +220,7 @@ class ProcessTree:
         login["x"] = dict(x)
         tty = proc.get("tty")
         if tty:
-            login["tty"] = tty.get("name")
+            login["tty"] = tty
         self._pub.pop(login["sid"], None)
 
     # -- entry leader (one per login) --------------------------------------------
@@ -290,10 +257,10 @@ class ProcessTree:
             el.update(x)
             el.pop("command_line", None)
             el["entity_id"] = lg["e"]
-            dev = tty_device(lg.get("tty"))
-            el["interactive"] = dev is not None
-            if dev:
-                el["tty"] = dev
+            tty = lg.get("tty")
+            el["interactive"] = bool(tty)
+            if tty:
+                el["tty"] = tty
         elif sess.get("start"):
             el["start"] = sess["start"]
         meta: dict = {"type": "sshd" if (ip or sess.get("auth")) else "unknown"}

@@ -78,7 +78,7 @@ def timeline_text(doc: dict) -> str:
         tech = get(doc, "threat", "technique", "subtechnique", "id") or get(doc, "threat", "technique", "id") or []
         name = get(doc, "rule", "name") or "alert"
         return f"{name} [{', '.join(tech)}]" if tech else name
-    if action == "executed":
+    if action == "exec":
         return get(doc, "process", "command_line") or " ".join(get(doc, "process", "args") or [])
     if action in ("connected-to", "connection-opened"):
         return f"{connect_target(doc)} ({get(doc, 'process', 'name') or '?'})"

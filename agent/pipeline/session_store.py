@@ -52,7 +52,7 @@ TIMELINE_ORDER = "ts, CASE kind WHEN 'session-started' THEN 0 WHEN 'session-ende
 class TimelineRow(NamedTuple):
     session_id: str
     ts: float
-    kind: str  # the event's action (executed, typed, connected-to, events-lost, …)
+    kind: str  # the event's action (exec, typed, connected-to, events-lost, …)
     text: str
 
 

@@ -173,7 +173,7 @@ class SessionTracker:
                     s["source"]["ip"] = ip
                     self._dirty = True
         elif rtype == "USER_LOGIN" and pid is not None:
-            tty = tty_name(get(doc, "auditd", "data", "terminal") or get(doc, "process", "tty")
+            tty = tty_name(get(doc, "auditd", "data", "terminal") or get(doc, "agentd", "process", "tty", "name")
                             or get(doc, "auditd", "terminal"))
             ses = self.by_pid.get(pid)
             if tty and ses in self.sessions:
@@ -251,10 +251,10 @@ class SessionTracker:
     def _start(self, ses: str, pid: int, doc: dict) -> None:
         # LOGIN's own user.* is the sshd process (root); the login is the new auid.
         data = get(doc, "auditd", "data") or {}
-        user = (data.get("interpreted") or {}).get("AUID") or get(doc, "user", "audit", "name")
+        user = (data.get("interpreted") or {}).get("AUID") or get(doc, "agentd", "user", "audit", "name")
         s = {
             "ses": ses, "id": f"{self.host.id}:{self.host.boot_id}:{ses}", "user": user,
-            "auid": data.get("auid") or get(doc, "user", "audit", "id"), "sshd_pid": pid, "start": self._time(doc),
+            "auid": data.get("auid") or get(doc, "agentd", "user", "audit", "id"), "sshd_pid": pid, "start": self._time(doc),
             "source": {}, "auth": {}, "tty": self.pending_tty.pop(pid, ""),
             "commands": 0, "hosts": [], "bytes": 0, "alerts": 0, "last": self._time(doc),
         }
@@ -311,7 +311,7 @@ class SessionTracker:
     def _count(self, s: dict, doc: dict) -> None:
         action = doc["event"].get("action")
         s["last"] = max(s.get("last") or 0.0, self._time(doc))
-        if action == "executed":
+        if action == "exec":
             s["commands"] += 1
         elif action in ("connected-to", "connection-opened"):
             ip = get(doc, "destination", "ip")

@@ -7,7 +7,7 @@ SIEM user must be able to get the exact bytes back. The rule, :func:`bytes_to_te
 * otherwise the value is *escaped*: every backslash becomes ``\\\\`` and every byte that
   is not part of a valid UTF-8 sequence becomes ``\\xNN`` (two lower-case hex digits);
   valid multi-byte sequences stay as characters. The caller flags the event
-  (``process.args_escaped: true`` and the tag ``non-utf8-args``), which says the value must
+  (``agentd.process.args_escaped: true`` and the tag ``non-utf8-args``), which says the value must
   be read back with :func:`text_to_bytes` (``\\\\`` -> ``\\``, ``\\xNN`` -> byte).
 
 That is unambiguous because escaping is all-or-nothing per value and flagged.

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from agent.base.events import tty_device
+
 # "pam_unix(sshd:session): session opened for user alice(uid=1001) by (uid=0)"
 # Newer Linux-PAM writes the invoking user's name before "(uid=…)"; older leaves it empty.
 _PAM_SESSION = re.compile(
@@ -57,6 +59,18 @@ def pam_session(message: str) -> Optional[dict]:
 
 def port(value: Optional[str]) -> Optional[int]:
     return int(value) if value else None
+
+
+def tty_fields(tty: Optional[str]) -> dict:
+    """A terminal as fragment fields: ECS process.tty (char_device) and, since ECS has no
+    tty name, agentd.process.tty.name; {} without a terminal."""
+    if not tty:
+        return {}
+    dev = tty_device(tty)
+    out: dict = {"agentd": {"process": {"tty": {"name": tty}}}}
+    if dev is not None:
+        out["process"] = {"tty": dev}
+    return out
 
 
 def tty_name(value: Optional[str]) -> Optional[str]:

@@ -168,4 +168,4 @@ class Normalizer:
             doc.setdefault("auditd", {})["session"] = ses
         auid = text(fields.get("_AUDIT_LOGINUID"))
         if auid and auid not in _UNSET:
-            doc.setdefault("user", {}).setdefault("audit", {})["id"] = auid
+            doc.setdefault("agentd", {}).setdefault("user", {}).setdefault("audit", {})["id"] = auid

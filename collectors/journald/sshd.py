@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from collectors.journald.common import fragment, pam_session, port, tty_name
+from collectors.journald.common import fragment, pam_session, port, tty_fields, tty_name
 
 DATASET = "sshd.auth"
 _WHO = r"(?:(?P<kind>user|authenticating user|invalid user) (?P<user>.*?) )?(?P<ip>\S+) port (?P<port>\d+)"
@@ -154,6 +154,5 @@ def parse(message: str, fields: Optional[dict] = None) -> Optional[dict]:
             tty = tty_name(m["tty"])
             return fragment(DATASET, "started-session", category=["session"], type=["info"], outcome="success",
                             user={"name": m["user"]}, source={"ip": m["ip"], "port": port(m["port"])},
-                            process={"tty": {"name": tty}} if tty else None,
-                            sshd={"session_type": m["what"]})
+                            sshd={"session_type": m["what"]}, **tty_fields(tty))
     return None

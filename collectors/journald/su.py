@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from collectors.journald.common import fragment, pam_session, tty_name
+from collectors.journald.common import fragment, pam_session, tty_fields, tty_name
 
 DATASET = "su.session"
 _SU = re.compile(r"^(?P<failed>FAILED SU )?\(to (?P<target>\S+)\) (?P<user>\S+) on (?P<tty>\S+)\s*$")
@@ -28,7 +28,7 @@ def parse(message: str, fields: Optional[dict] = None) -> Optional[dict]:
         return fragment(DATASET, "su", category=["authentication", "session"],
                         type=["start"], outcome="failure" if failed else "success",
                         user={"name": m["user"], "target": {"name": m["target"]}},
-                        process={"tty": {"name": tty}} if tty else None)
+                        **tty_fields(tty))
     if message.startswith("pam_unix("):
         p = pam_session(message)
         if p and p["service"] in ("su", "su-l"):

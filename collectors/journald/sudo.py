@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from collectors.journald.common import fragment, tty_name
+from collectors.journald.common import fragment, tty_fields, tty_name
 
 DATASET = "sudo.command"
 _HEAD = re.compile(r"^\s*(?P<user>\S+) : (?P<body>.*)$", re.S)
@@ -58,12 +58,12 @@ def parse(message: str, fields: Optional[dict] = None) -> Optional[dict]:
         process["command_line"] = command
     if kv.get("PWD"):
         process["working_directory"] = kv["PWD"]
-    tty = tty_name(kv.get("TTY"))
-    if tty:
-        process["tty"] = {"name": tty}
+    tty = tty_fields(tty_name(kv.get("TTY")))
+    if "process" in tty:
+        process.update(tty["process"])
     sudo: dict = {k.lower(): v for k, v in kv.items() if k not in ("USER", "PWD", "TTY", "GROUP")}
     if reasons:
         sudo["reason"] = "; ".join(reasons)
     return fragment(DATASET, "sudo", category=["process", "iam"], type=["start"] if outcome == "success"
                     else ["start", "denied"], outcome=outcome, user=user, group=group, process=process,
-                    sudo=sudo or None)
+                    sudo=sudo or None, agentd=tty.get("agentd"))

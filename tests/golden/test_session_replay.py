@@ -53,7 +53,7 @@ def test_every_command_of_a_session_carries_its_origin(replayed, manifest):
     checked = 0
     for e in replayed:
         ses = str((e.get("auditd") or {}).get("session"))
-        if e["event"].get("action") in ("executed", "connected-to", "typed") and ses in by_ses:
+        if e["event"].get("action") in ("exec", "exec-failed", "connected-to", "typed") and ses in by_ses:
             assert e["session"]["source"]["port"] == by_ses[ses]["client_port"], e["event"]["id"]
             assert e["session"]["user"] == by_ses[ses]["user"]
             checked += 1
@@ -67,10 +67,10 @@ def test_sudo_and_su_keep_the_login_user(replayed):
     for e in sudo + su:
         assert e["session"]["user"] in ("alice", "bob", "carol")
         assert e["session"]["source"]["ip"] == "127.0.0.1"
-    root_cmds = [e for e in replayed if e["event"].get("action") == "executed" and e["user"]["name"] == "root"
+    root_cmds = [e for e in replayed if e["event"].get("action") == "exec" and e["user"]["name"] == "root"
                  and e.get("session")]
     assert root_cmds and all(e["session"]["user"] == "alice" for e in root_cmds
-                             if e["session"]["user"] in ("alice", "bob") and e["user"]["audit"]["name"] == "alice")
+                             if e["session"]["user"] in ("alice", "bob") and e["agentd"]["user"]["audit"]["name"] == "alice")
 
 
 def test_sftp_transfers_are_attributed(replayed):

@@ -106,6 +106,6 @@ def args_of(ev: dict) -> list:
 
 
 def tokens_in(events: list, prefix: str) -> list:
-    """Every argument starting with ``prefix`` over all executed events, with repeats."""
-    return [a for e in events if e.get("event", {}).get("action") == "executed"
+    """Every argument starting with ``prefix`` over all exec events, with repeats."""
+    return [a for e in events if e.get("event", {}).get("action") == "exec"
             for a in args_of(e) if isinstance(a, str) and a.startswith(prefix)]

@@ -213,7 +213,7 @@ def test_hec_and_es_hold_exactly_what_the_file_shipper_wrote(stack, ssh_session,
     assert {d["event"]["dataset"] for d in f} >= {"auditd.process"}
     token_evs = [d for d in h if set(d.get("process", {}).get("args") or []) & set(sent)]
     assert len(token_evs) == len(sent)
-    assert all(d["user"]["audit"]["name"] == "alice" and d["process"]["working_directory"] == "/tmp"
+    assert all(d["agentd"]["user"]["audit"]["name"] == "alice" and d["process"]["working_directory"] == "/tmp"
                for d in token_evs)
 
     # HEC metadata and transport: every request gzip, the HEC envelope filled in.

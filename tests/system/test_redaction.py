@@ -29,9 +29,9 @@ def test_typed_and_passed_secrets_are_masked_everywhere(stack, ssh_session, tmp_
     s.close()
 
     def ready(evs):
-        tty = [e for e in evs if e["event"]["dataset"] == "auditd.tty" and e.get("user", {}).get("audit", {})
-               .get("name") == "alice" and "export API_TOKEN" in e["keystrokes"]["text"]]
-        env = [e for e in evs if e["event"].get("action") == "executed"
+        tty = [e for e in evs if e["event"]["dataset"] == "auditd.tty" and e.get("agentd", {}).get("user", {})
+               .get("audit", {}).get("name") == "alice" and "export API_TOKEN" in e["keystrokes"]["text"]]
+        env = [e for e in evs if e["event"].get("action") == "exec"
                and any("API_TOKEN=" in a for a in e["process"].get("args", []))]
         return (tty, env) if tty and env else None
 
@@ -42,7 +42,7 @@ def test_typed_and_passed_secrets_are_masked_everywhere(stack, ssh_session, tmp_
     assert any("mysql -p********" in line for line in tty[0]["keystrokes"]["lines"])
     assert env[0]["process"]["args"][1] == "API_TOKEN=********"
     assert "redacted" in env[0]["tags"]
-    execs = [e for e in agent.events() if e["event"].get("action") == "executed"]
+    execs = [e for e in agent.events() if e["event"].get("action") == "exec"]
     mysql = [e for e in execs if (e["process"].get("args") or [""])[0].endswith("/bin/mysql")]
     assert mysql and mysql[0]["process"]["args"][1] == "-p********"
     assert "-p********" in mysql[0]["process"]["command_line"]

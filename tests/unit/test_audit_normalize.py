@@ -49,17 +49,19 @@ def one(lines, **kw):
 def test_process_executed():
     d = one(EXEC)
     e = d["event"]
-    assert (e["dataset"], e["action"], e["outcome"], e["sequence"]) == ("auditd.process", "executed", "success", 1275)
+    assert (e["dataset"], e["action"], e["outcome"], e["sequence"]) == ("auditd.process", "exec", "success", 1275)
     assert e["category"] == ["process"] and e["type"] == ["start"] and e["module"] == "auditd"
     p = d["process"]
     assert p["pid"] == 9530 and p["parent"]["pid"] == 9526 and p["executable"] == "/usr/bin/id"
     assert p["name"] == "id" and p["args"] == ["id", "-u", "\\xffA"] and p["args_count"] == 3
-    assert p["args_escaped"] is True and "non-utf8-args" in d["tags"] and "exec" in d["tags"]
+    assert d["agentd"]["process"]["args_escaped"] is True and "non-utf8-args" in d["tags"] and "exec" in d["tags"]
     assert p["command_line"] == "id -u \\xffA" and p["working_directory"] == "/home/alice"
-    assert p["title"] == "id -u \\xffA" and p["tty"] == {"name": "pts1"}
+    assert p["title"] == "id -u \\xffA" and p["tty"] == {"char_device": {"major": 136, "minor": 1}}
+    assert d["agentd"]["process"]["tty"] == {"name": "pts1"}
     u = d["user"]
     assert u["id"] == "1001" and u["name"] == "alice" and u["effective"]["name"] == "alice"
-    assert u["audit"] == {"id": "1001", "name": "alice"} and d["auditd"]["session"] == "16"
+    assert "audit" not in u and d["auditd"]["session"] == "16"
+    assert d["agentd"]["user"]["audit"] == {"id": "1001", "name": "alice"}
     assert d["group"] == {"id": "1001", "name": "alice"}
     assert d["related"]["user"] == ["alice"] and d["@timestamp"] == "2026-11-27T19:15:52.338000Z"
     assert "original" not in e
@@ -86,7 +88,7 @@ def test_auth_login_records():
     assert d["event"]["dataset"] == "auditd.login" and d["event"]["action"] == "login-failed"
     assert d["event"]["outcome"] == "failure" and d["user"]["name"] == "(invalid user)"
     assert d["source"] == {"ip": "127.0.0.1"} and d["process"]["executable"] == "/usr/sbin/sshd"
-    assert d["user"]["audit"] == {"id": "4294967295"} and d["auditd"]["session"] == "4294967295"
+    assert d["agentd"]["user"]["audit"] == {"id": "4294967295"} and d["auditd"]["session"] == "4294967295"
     assert d["auditd"]["terminal"] == "sshd" and d["process"]["user"] == {"id": "0", "name": "root"}
 
 
@@ -119,7 +121,7 @@ def test_unknown_type_is_generic_with_all_fields():
     d = one([b"type=UNKNOWN[1334] msg=audit(1.000:5): prog-id=12 op=LOAD auid=1 ses=2"])
     assert d["event"]["dataset"] == "auditd.other"
     assert d["auditd"]["data"] == {"prog-id": "12", "op": "LOAD", "auid": "1", "ses": "2"}
-    assert d["user"]["audit"]["id"] == "1" and d["auditd"]["session"] == "2"
+    assert d["agentd"]["user"]["audit"]["id"] == "1" and d["auditd"]["session"] == "2"
 
 
 def test_gap_event():

@@ -30,7 +30,7 @@ def no_network(monkeypatch):
 
 def exec_doc(n, exe, cmd, args=None, **extra):
     d = base_doc(host=HOST, timestamp=1_800_000_000 + n, event_id=make_event_id("s", n), module="auditd",
-                 dataset="auditd.process", action="executed", outcome="success")
+                 dataset="auditd.process", action="exec", outcome="success")
     d["process"] = {"executable": exe, "name": exe.rsplit("/", 1)[-1], "command_line": cmd,
                     "args": args or cmd.split(), "working_directory": "/tmp"}
     d["user"] = {"name": "alice", "id": "1001"}

@@ -12,9 +12,9 @@ import os
 
 import pytest
 
-from agent.base.events import HostInfo
+from agent.base.events import HostInfo, tty_device
 from agent.pipeline import process_tree
-from agent.pipeline.process_tree import ProcessTree, tty_device
+from agent.pipeline.process_tree import ProcessTree
 from tests.captures.replay import CAPTURE
 from tests.captures.replay import replay as _replay
 

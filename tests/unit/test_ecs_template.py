@@ -68,7 +68,7 @@ def test_every_ecs_field_the_events_carry_is_mapped_with_its_ecs_type(mappings, 
             docs += [json.loads(line) for line in f if line.strip()]
     docs += replay(tmp_path / "events.jsonl")
     carried = _carried(docs)
-    assert {"process.entry_leader.entity_id", "process.parent.command_line"} <= carried
+    assert {"process.entry_leader.entity_id", "process.parent.command_line", "ecs.version"} <= carried
     missing = sorted(f for f in carried if f not in mappings)
     wrong = sorted(f for f in carried if f in mappings and not _type_ok(f, mappings[f]))
     assert (missing, wrong) == ([], [])
@@ -86,3 +86,8 @@ def test_custom_objects_are_mapped_and_nothing_else_is_invented(mappings):
     top = {f for f in mappings if "." not in f}
     assert CUSTOM_OBJECTS <= top
     assert top - CUSTOM_OBJECTS - ecs_schema.FIELD_SETS == set()
+    # what moved out of ECS's field sets (README, "Migration") is mapped where it went
+    assert {"agentd.user.audit.name", "agentd.process.tty.name", "agentd.process.args_escaped"} <= set(mappings)
+    invented = [f for f, m in mappings.items() if f.split(".")[0] in ecs_schema.FIELD_SETS
+                and f not in ecs_schema.FIELDS and "type" in m]
+    assert invented == []  # e.g. user.audit.*, which ECS does not define

@@ -21,15 +21,15 @@ def test_timestamp_is_rfc3339_utc_with_microseconds():
 def test_base_doc_and_serialization_roundtrip():
     host = HostInfo("bastion1", "abc123", "boot1")
     doc = base_doc(host=host, timestamp=1700000000.5, event_id="x", module="auditd", dataset="auditd.process",
-                   category=["process"], type=["start"], action="executed", outcome="success", sequence=42)
+                   category=["process"], type=["start"], action="exec", outcome="success", sequence=42)
     add_related(doc, users=("alice", "root", "alice", ""), ips=("127.0.0.1",))
     ev = Event(doc, {"dev": 1, "ino": 2, "offset": 3})
     back = loads(ev.to_json())
     assert back["event"] == {"id": "x", "kind": "event", "module": "auditd", "dataset": "auditd.process",
-                             "category": ["process"], "type": ["start"], "action": "executed",
+                             "category": ["process"], "type": ["start"], "action": "exec",
                              "outcome": "success", "sequence": 42}
     assert back["host"] == {"name": "bastion1", "id": "abc123"}
-    assert back["agent"]["type"] == "agentd"
+    assert back["agent"]["type"] == "agentd" and back["ecs"] == {"version": "9.4.0"}
     assert back["related"] == {"user": ["alice", "root"], "ip": ["127.0.0.1"]}
     assert ev.id == "x" and ev.dataset == "auditd.process"
 

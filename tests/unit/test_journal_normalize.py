@@ -52,7 +52,7 @@ def test_session_keys_kept_for_the_join():
     e = entry("alice-publickey-sudo", "   alice : TTY")
     doc = norm().normalize(e)
     assert doc["auditd"] == {"session": e["_AUDIT_SESSION"]}
-    assert doc["user"]["audit"] == {"id": e["_AUDIT_LOGINUID"]}
+    assert doc["agentd"]["user"]["audit"] == {"id": e["_AUDIT_LOGINUID"]}
     assert doc["user"]["name"] == "alice" and doc["process"]["pid"] == int(e["_PID"])
     assert doc["related"]["user"] == ["alice", "root"]
 

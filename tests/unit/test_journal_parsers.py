@@ -147,7 +147,8 @@ def test_pam_session_lines():
 def test_starting_session():
     f = parse_sshd(line("alice-publickey-sudo", "Starting session: shell"))
     assert f["event"]["action"] == "started-session"
-    assert f["process"]["tty"]["name"].startswith("pts/") and f["sshd"]["session_type"] == "shell"
+    assert f["agentd"]["process"]["tty"]["name"].startswith("pts/") and f["sshd"]["session_type"] == "shell"
+    assert f["process"]["tty"]["char_device"]["major"] == 136
     f = parse_sshd(line("alice-sftp", "Starting session: subsystem"))
     assert f["sshd"]["session_type"] == "subsystem 'sftp'" and "process" not in f
     assert f["user"]["name"] == "alice"
@@ -170,7 +171,8 @@ def test_sudo_success():
     assert f["user"] == {"name": "alice", "target": {"name": "root"}}
     assert f["process"]["command_line"] == "/usr/bin/id"
     assert f["process"]["working_directory"] == "/home/alice"
-    assert f["process"]["tty"]["name"].startswith("pts/")  # the number depends on other logins
+    assert f["agentd"]["process"]["tty"]["name"].startswith("pts/")  # the number depends on other logins
+    assert f["process"]["tty"]["char_device"]["major"] == 136
     assert "sudo" not in f
 
 
@@ -206,7 +208,7 @@ def test_sudo_formats_the_stack_cannot_produce():
     f = sudo.parse("alice : TTY=pts/1 ; PWD=/tmp ; USER=root ; ENV=A=1 ; COMMAND=/bin/sh -c echo a ; echo b")
     assert f["process"]["command_line"] == "/bin/sh -c echo a ; echo b" and f["sudo"] == {"env": "A=1"}
     f = sudo.parse("alice : TTY=unknown ; PWD=/ ; USER=bob ; GROUP=adm ; COMMAND=/usr/bin/id")
-    assert f["group"] == {"target": {"name": "adm"}} and "tty" not in f["process"]
+    assert f["group"] == {"target": {"name": "adm"}} and "tty" not in f["process"] and "agentd" not in f
 
 
 @pytest.mark.parametrize("prefix", ["pam_unix(sudo:session): session opened", "pam_unix(sudo:auth): conversation failed",
@@ -223,7 +225,7 @@ def test_su_success_and_failure():
     f = su.parse(line("carol-password-sudo-su", "(to dave)", "su")["MESSAGE"])
     assert ev(f) == ("su.session", "su", "success")
     assert f["user"] == {"name": "carol", "target": {"name": "dave"}}
-    assert f["process"]["tty"]["name"].startswith("pts/")
+    assert f["agentd"]["process"]["tty"]["name"].startswith("pts/") and "char_device" in f["process"]["tty"]
     f = su.parse(line("carol-password-sudo-su", "FAILED SU", "su")["MESSAGE"])
     assert ev(f) == ("su.session", "su", "failure")
     assert f["user"] == {"name": "carol", "target": {"name": "dave"}}

@@ -44,7 +44,7 @@ def unix_connect(ses: str, pid: int, ts: float, path: str = "/dev/log") -> dict:
 
 
 def executed(ses: str, pid: int, ts: float, line: str) -> dict:
-    return audit("executed", ses, pid, ts, name=line.split()[0],
+    return audit("exec", ses, pid, ts, name=line.split()[0],
                  process={"pid": pid + 1, "name": line.split()[0], "command_line": line, "args": line.split()})
 
 

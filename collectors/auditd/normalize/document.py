@@ -5,7 +5,7 @@ sender process, users and the audit session, rule-key tags, ``related.*``.
 uid/gid name cache); the builders (syscall.py, user.py, tty.py) and the exec fast path
 (fastpath.py) take it and import nothing above this module.
 
-Every document keeps ``auditd.session`` (``ses``) and ``user.audit.id`` (``auid``) even
+Every document keeps ``auditd.session`` (``ses``) and ``agentd.user.audit.id`` (``auid``) even
 when they are "unset" (4294967295): the session join downstream needs to know the event
 was *not* part of a login. ids are ``make_event_id(host.id, "auditd", node, stamp, i)``
 with ``i`` the index of the document within the audit event, so re-reading a record
@@ -18,13 +18,13 @@ import ipaddress
 from functools import lru_cache
 from typing import Optional
 
-from agent.base.events import HostInfo, add_related, base_doc, make_event_id
+from agent.base.events import HostInfo, add_related, base_doc, make_event_id, tty_device
 from collectors.auditd import decode
 from collectors.auditd.names import NameCache, enriched_name
 from collectors.auditd.reassemble import AuditEvent
 
 __all__ = ["Documents", "record_data", "outcome_of", "res_outcome", "valid_ip", "syscall_by_number",
-           "title_text", "exec_args", "put_args", "add_tags", "finish"]
+           "title_text", "exec_args", "put_args", "put_tty", "add_tags", "finish", "EXEC_ACTION"]
 
 # Syscall numbers by audit arch, for RAW logs (ENRICHED logs name the syscall themselves).
 _SYSCALLS = {
@@ -73,7 +73,7 @@ class Documents:
         return _id_name(rec, field, enriched_key, self.names.group)
 
     def add_identity(self, doc: dict, rec, users: list) -> None:
-        """user.* (uid), user.effective.* (euid), group.* (gid), user.audit.* (auid), ses."""
+        """user.* (uid), user.effective.* (euid), group.* (gid), agentd.user.audit.* (auid), ses."""
         user = self.user_of(rec, "uid", "UID", users) or {}
         eff = self.user_of(rec, "euid", "EUID", users)
         if eff is not None:
@@ -81,20 +81,23 @@ class Documents:
             if eg is not None:
                 eff["group"] = eg
             user["effective"] = eff
-        self.add_audit_ids(doc, rec, users, user)
+        self.add_audit_ids(doc, rec, users)
         if user:
             doc["user"] = user
         g = self.group_of(rec, "gid", "GID")
         if g is not None:
             doc["group"] = g
 
-    def add_audit_ids(self, doc: dict, rec, users: list, user: Optional[dict] = None) -> None:
-        """user.audit.* (auid) into ``user`` (default: the document's user.*), auditd.session."""
+    def add_audit_ids(self, doc: dict, rec, users: list) -> None:
+        """agentd.user.audit.* (auid: ECS has no login uid; the process tree puts the login
+        user on process.entry_leader.user), auditd.session."""
         a = self.user_of(rec, "auid", "AUID", users)
         if a is not None:
-            if user is None:
-                user = doc.setdefault("user", {})
-            user["audit"] = a
+            ag = doc.get("agentd")
+            if ag is None:
+                doc["agentd"] = {"user": {"audit": a}}
+            else:
+                ag["user"] = {"audit": a}
         ses = rec.fields.get("ses")
         if ses is not None:
             doc.setdefault("auditd", {})["session"] = ses
@@ -119,8 +122,6 @@ class Documents:
         if comm is not None:
             proc["name"] = comm
         tty = f.get("tty")
-        if tty and tty not in _NO_VALUE:
-            proc["tty"] = {"name": tty}
         pt = by_type.get("PROCTITLE")
         if pt:
             title = title_text(pt[0])
@@ -133,6 +134,8 @@ class Documents:
                 proc["working_directory"] = wd
         doc["process"] = proc
         self.add_identity(doc, sc, users)
+        if tty and tty not in _NO_VALUE:
+            put_tty(doc, proc, tty)
         a = doc.setdefault("auditd", {})
         a["syscall"] = syscall_name(sc) if syscall is None else syscall
         if "exit" in f:
@@ -177,6 +180,12 @@ def record_data(rec) -> dict:
     if rec.enriched:
         data["interpreted"] = dict(rec.enriched)
     return data
+
+
+# event.action of an execve by its outcome: `exec` is what Kibana's Session View reads (it
+# filters on fork/exec/end); a failed execve changed no process, so it is not an `exec`.
+# (Before ECS 9 conformance both were `executed`: README, "Migration".)
+EXEC_ACTION = {"success": "exec", "failure": "exec-failed", "unknown": "exec"}
 
 
 def outcome_of(sc) -> str:
@@ -241,15 +250,25 @@ def exec_args(execve: list) -> tuple:
     return tuple(args), argc, " ".join(args), escaped
 
 
-def put_args(proc: dict, tags: list, decoded: tuple) -> None:
-    """process.args* from exec_args(); escaped arguments tag the event ``non-utf8-args``."""
+def put_args(doc: dict, proc: dict, tags: list, decoded: tuple) -> None:
+    """process.args* from exec_args(); escaped arguments tag the event ``non-utf8-args`` and
+    set ``agentd.process.args_escaped`` (ECS has no such field)."""
     args, argc, cmdline, escaped = decoded
     proc["args"] = list(args)
     proc["args_count"] = argc
     proc["command_line"] = cmdline
     if escaped:
-        proc["args_escaped"] = True
+        doc.setdefault("agentd", {}).setdefault("process", {})["args_escaped"] = True
         tags.append("non-utf8-args")
+
+
+def put_tty(doc: dict, proc: dict, tty: str) -> None:
+    """ECS process.tty (char_device) of the audit ``tty=`` name; the name itself, which ECS
+    has no field for, as agentd.process.tty.name."""
+    dev = tty_device(tty)
+    if dev is not None:
+        proc["tty"] = dev
+    doc.setdefault("agentd", {}).setdefault("process", {})["tty"] = {"name": tty}
 
 
 def key_tags(rec) -> tuple:

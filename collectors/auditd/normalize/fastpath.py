@@ -25,12 +25,14 @@ from typing import Optional
 from agent.base.cache import BoundedCache
 from collectors.auditd import decode
 from collectors.auditd.normalize.document import (
+    EXEC_ACTION,
     Documents,
     add_tags,
     exec_args,
     finish,
     key_tags,
     put_args,
+    put_tty,
     syscall_by_number,
     title_text,
 )
@@ -50,7 +52,7 @@ _args_cache = BoundedCache(_MAX)  # EXECVE text -> exec_args() of that one recor
 
 
 def _copy_user(user: dict) -> dict:
-    """A copy of add_identity's user.* (nested: effective, effective.group, audit)."""
+    """A copy of add_identity's user.* (nested: effective, effective.group)."""
     u = user.copy()
     e = u.get("effective")
     if e is not None:
@@ -58,9 +60,6 @@ def _copy_user(user: dict) -> dict:
         g = e.get("group")
         if g is not None:
             e["group"] = g.copy()
-    a = u.get("audit")
-    if a is not None:
-        u["audit"] = a.copy()
     return u
 
 
@@ -106,6 +105,7 @@ class FastPath:
                 self.docs.add_identity(doc, sc, users)
                 tty = sc.fields.get("tty")
                 info = (doc.get("user"), doc.get("group"), doc.get("auditd", {}).get("session"),
+                        doc.get("agentd", {}).get("user", {}).get("audit"),
                         tuple(users), decode.value_text(sc, "exe"), decode.value_text(sc, "comm"),
                         tty if tty and tty not in decode.NO_VALUE else None, key_tags(sc),
                         sc.enriched.get("SYSCALL"))
@@ -144,21 +144,20 @@ class FastPath:
         got = self._tail_info(sc)
         if got is None:
             return None
-        m, (user, group, ses, users, exe, comm, tty, keytags, esys) = got
+        m, (user, group, ses, audit, users, exe, comm, tty, keytags, esys) = got
         arch, num, success, exit_, ppid, pid = m.groups()
         name = esys or syscall_by_number(arch, num)
         if not execve and name not in _EXEC:
             return None
 
+        outcome = "success" if success == "yes" else "failure"
         doc = self.docs.start(ev, "auditd.process", category=["process"], type=["start"],
-                              action="executed", outcome="success" if success == "yes" else "failure")
+                              action=EXEC_ACTION[outcome], outcome=outcome)
         proc: dict = {"pid": int(pid), "parent": {"pid": int(ppid)}}
         if exe is not None:
             proc["executable"] = exe
         if comm is not None:
             proc["name"] = comm
-        if tty is not None:
-            proc["tty"] = {"name": tty}
         if pt is not None:
             title = _cached(pt, title_text, _title_cache)
             if title is not None:
@@ -172,6 +171,10 @@ class FastPath:
             doc["user"] = _copy_user(user)
         if group is not None:
             doc["group"] = group.copy()
+        if audit is not None:
+            doc["agentd"] = {"user": {"audit": audit.copy()}}
+        if tty is not None:
+            put_tty(doc, proc, tty)
         a = doc.setdefault("auditd", {})
         if ses is not None:
             a["session"] = ses
@@ -180,7 +183,7 @@ class FastPath:
         tags: list = []
         if execve:
             # One EXECVE record: its arguments are a function of its text after the header.
-            put_args(proc, tags, _cached(execve[0], _exec_args1, _args_cache) if len(execve) == 1
+            put_args(doc, proc, tags, _cached(execve[0], _exec_args1, _args_cache) if len(execve) == 1
                      else exec_args(execve))
         add_tags(tags, keytags)
         return finish(doc, users, (), tags)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collectors.auditd import decode
 from collectors.auditd.normalize.document import (
+    EXEC_ACTION,
     Documents,
     exec_args,
     finish,
@@ -36,14 +37,15 @@ def build(docs: Documents, ev, by_type: dict) -> dict:
 
 
 def _process(docs: Documents, ev, by_type, sc, name) -> dict:
+    outcome = outcome_of(sc)
     doc = docs.start(ev, "auditd.process", category=["process"], type=["start"],
-                     action="executed", outcome=outcome_of(sc))
+                     action=EXEC_ACTION[outcome], outcome=outcome)
     users: list = []
     tags: list = []
     proc = docs.add_process(doc, sc, by_type, users, paths=False, syscall=name)
     ex = by_type.get("EXECVE")
     if ex:
-        put_args(proc, tags, exec_args(ex))
+        put_args(doc, proc, tags, exec_args(ex))
     tags_from_key(sc, tags)
     return finish(doc, users, [], tags)
 

@@ -20,7 +20,7 @@ _CMD_DATASETS = ("auditd.process", "auditd.tty")
 
 def command_texts(doc: dict) -> list:
     ev = doc["event"]
-    if ev.get("action") == "executed":
+    if ev.get("action") == "exec":
         cmd = get(doc, "process", "command_line")
         return [cmd] if cmd else []
     if ev.get("action") == "typed":
@@ -126,7 +126,7 @@ class DownloadAndRun(Rule):
         for text in command_texts(doc):
             if _DOWNLOAD_RUN.search(text):
                 return [Hit(doc, [doc["event"]["id"]], f"{user or '?'}: {text[:300]}", key=sid)]
-        if doc["event"].get("action") != "executed":
+        if doc["event"].get("action") != "exec":
             return []
         name = get(doc, "process", "name")
         args = get(doc, "process", "args") or []

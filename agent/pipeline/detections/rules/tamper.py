@@ -80,7 +80,7 @@ class AuditLogTampered(Rule):
                 return []
             return [Hit(doc, [ev["id"]], f"{ev.get('action')} {path} by {exe or '?'} ({user or '?'})",
                         key=get(doc, "session", "id") or "host")]
-        if ev.get("action") != "executed" or not _CLEARING.match(str(get(doc, "process", "name") or "")):
+        if ev.get("action") != "exec" or not _CLEARING.match(str(get(doc, "process", "name") or "")):
             return []
         cmd = str(get(doc, "process", "command_line") or "")
         if not _AUDIT_LOG.search(cmd) or get(doc, "process", "name") == "cp" and not cmd.endswith(

@@ -71,7 +71,8 @@ CATEGORY_FIELDS = {
 
 # The auditd service's raw record field names.
 _RECORD_TYPES = {
-    "executed": ("SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"),
+    "exec": ("SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"),
+    "exec-failed": ("SYSCALL", "CWD", "PATH", "PROCTITLE"),
     "connected-to": ("SYSCALL", "SOCKADDR"),
     "typed": ("TTY", "USER_TTY"),
     "audit-config-changed": ("CONFIG_CHANGE",),
@@ -146,7 +147,7 @@ def raw_text(doc: dict) -> str:
     if msg:
         return msg
     action = ev.get("action")
-    if action == "executed":
+    if action == "exec":
         return get(doc, "process", "command_line") or ""
     if action == "typed":
         return "\n".join(x for x in get(doc, "keystrokes", "lines") or [] if isinstance(x, str))
