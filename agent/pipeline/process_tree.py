@@ -42,6 +42,7 @@ from agent.base.events import HostInfo, dumps, loads, make_event_id, parse_rfc33
 
 KV_KEY = "process_tree.v1"
 MAX_PROCS = 16384
+KEEP_RECENT = 512
 SAVE_EVERY = 5.0  # a crash loses at most this much of the tree (ids of later events may differ)
 LEADER_WINDOW = 30.0
 ENDED_TTL = 3600.0
@@ -91,7 +92,13 @@ class ProcessTree:
         if not force and now - self._saved_at < SAVE_EVERY:
             return
         self._expire(now)
-        blob = dumps({"procs": self.procs, "logins": self.logins})
+        # Processes that were a parent (a shell, sudo, su) and the most recent ones (a shell
+        # whose first command is still to come) are kept across a restart; the many older
+        # short-lived leaves (each `ls`) would only make the blob large.
+        items = list(self.procs.items())
+        keep = {pid: r for pid, r in items[:-KEEP_RECENT] if "k" in r}
+        keep.update(items[-KEEP_RECENT:])
+        blob = dumps({"procs": keep, "logins": self.logins})
         self.store.transaction([("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (KV_KEY, blob, now), False)])
         self._dirty = False
         self._saved_at = now
@@ -166,6 +173,7 @@ class ProcessTree:
             prec = procs.pop(ppid, None)
             if prec is not None and (ses is None or prec["s"] is None or prec["s"] == ses):
                 procs[ppid] = prec
+                prec["k"] = 1  # a parent: kept across restarts
                 if prec["x"] is not None:
                     proc["parent"] = prec["x"]  # shared by the children's events: never mutated
                 else:
@@ -174,7 +182,7 @@ class ProcessTree:
                 # The parent's exec was not seen (sshd's session child, a subshell): it
                 # gets an id now, which its later events and children share.
                 prec = {"e": make_event_id(self.host.id, self.host.boot_id, "process", ppid, ts),
-                        "s": ses, "pp": None, "t": ts, "x": None}
+                        "s": ses, "pp": None, "t": ts, "x": None, "k": 1}
                 procs[ppid] = prec
                 parent["entity_id"] = prec["e"]
             elif prec is not None:

@@ -192,6 +192,12 @@ def test_the_tree_survives_a_restart():
     (later,) = _run(t2, _ev(301, 200, t=9))
     assert later["parent"]["entity_id"] == shell["entity_id"] and later["parent"]["executable"] == "/bin/bash"
     assert later["entry_leader"] == cmd["entry_leader"]
+    # thousands of short-lived commands later, the saved state keeps the shell, not them all
+    for pid in range(1000, 4000):
+        _run(t2, _ev(pid, 200, t=10))
+    t2.commit(force=True)
+    saved = json.loads(store.kv[process_tree.KV_KEY])["procs"]
+    assert "200" in saved and len(saved) <= process_tree.KEEP_RECENT + 2
 
 
 def test_the_state_is_bounded(monkeypatch):
