@@ -34,6 +34,7 @@ recently used out first) and saved in the spool database with the session table.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from typing import Optional
@@ -68,7 +69,16 @@ class ProcessTree:
         self._dirty = False
         self._saved_at = 0.0
         self._proc_cache: dict = {}  # (pid, start) -> leader dict read from /proc
+        # make_event_id(host.id, boot id, "process", pid, start) with the constant part
+        # hashed once (the same bytes, so the same ids; a new id per exec is the hot path)
+        self._eid_prefix = hashlib.blake2b(digest_size=16)
+        self._eid_prefix.update(f"{host.id}\x1f{host.boot_id}\x1fprocess\x1f".encode("utf-8", "surrogateescape"))
         self._load()
+
+    def _eid(self, pid: int, start: str) -> str:
+        h = self._eid_prefix.copy()
+        h.update(f"{pid}\x1f{start}\x1f".encode("utf-8", "surrogateescape"))
+        return h.hexdigest()
 
     # -- persistence -----------------------------------------------------------
 
@@ -154,7 +164,7 @@ class ProcessTree:
             if stat is not None and rec is not None and stat[4] > (parse_rfc3339(rec["t"]) or 0) + START_SLACK:
                 rec = None  # /proc says this pid's process began after the one we knew: reused
         if rec is None:
-            rec = {"e": make_event_id(self.host.id, self.host.boot_id, "process", pid, ts),
+            rec = {"e": self._eid(pid, ts),
                    "s": ses, "pp": ppid, "t": ts, "x": None}
             self._dirty = True
         procs[pid] = rec
@@ -181,7 +191,7 @@ class ProcessTree:
             elif ses is not None:
                 # The parent's exec was not seen (sshd's session child, a subshell): it
                 # gets an id now, which its later events and children share.
-                prec = {"e": make_event_id(self.host.id, self.host.boot_id, "process", ppid, ts),
+                prec = {"e": self._eid(ppid, ts),
                         "s": ses, "pp": None, "t": ts, "x": None, "k": 1}
                 procs[ppid] = prec
                 parent["entity_id"] = prec["e"]
@@ -316,7 +326,7 @@ class ProcessTree:
         if d is None:
             from agent.base.events import rfc3339
             start = rfc3339(st[4])
-            d = {"pid": lpid, "entity_id": make_event_id(self.host.id, self.host.boot_id, "process", lpid, start),
+            d = {"pid": lpid, "entity_id": self._eid(lpid, start),
                  "start": start}
             d.update(_proc_facts(lpid))
             if len(self._proc_cache) > 1024:

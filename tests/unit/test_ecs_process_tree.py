@@ -216,3 +216,10 @@ def test_tty_devices():
     assert tty_device("tty2") == {"char_device": {"major": 4, "minor": 2}}
     assert tty_device("ttyS0") == {"char_device": {"major": 4, "minor": 64}}
     assert tty_device("(none)") is None and tty_device("") is None
+
+
+def test_entity_ids_are_make_event_id_of_host_boot_pid_start():
+    from agent.base.events import make_event_id
+
+    (p,) = _run(ProcessTree(HOST, _Sessions()), _ev(300, 200, ses="9", t=2))
+    assert p["entity_id"] == make_event_id("hostid", "bootid", "process", 300, "2026-01-01T00:00:02.000000Z")
