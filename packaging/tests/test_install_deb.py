@@ -139,7 +139,7 @@ def _run_installed_agent(root, argv, ssh_session) -> None:
                     evs = [loads(ln) for ln in f if ln.strip()]
             except FileNotFoundError:
                 return None
-            cmd = [e for e in evs if e["event"].get("action") == "executed"
+            cmd = [e for e in evs if e["event"].get("action") == "exec"
                    and any(f"installed-{tok}" in a for a in (e.get("process") or {}).get("args") or [])]
             login = [e for e in evs if e["event"]["dataset"] == "sshd.auth"
                      and e["event"].get("action") == "logged-in" and (e.get("source") or {}).get("port") == port]
