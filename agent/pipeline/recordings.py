@@ -65,7 +65,7 @@ class RecordingStage:
         ev = doc.get("event") or {}
         sid = get(doc, "session", "id") or ""
         if ev.get("dataset") != DATASET:
-            if ev.get("action") == "executed" and sid:
+            if ev.get("action") == "exec" and sid:
                 return self._executed(doc, sid)
             return []
         tl = doc.get("tlog") or {}

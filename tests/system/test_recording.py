@@ -178,7 +178,7 @@ def test_recorded_session_collected_played_exported_and_reported(stack, ssh_sess
 
         # the transfers were sessions of their own, none recorded
         transfer_sessions = {e["session"]["id"] for e in evs if e.get("session", {}).get("user") == "erin"
-                             and e["event"].get("action") in ("file-uploaded", "executed")
+                             and e["event"].get("action") in ("file-uploaded", "exec")
                              and (e.get("process", {}).get("name") in ("scp", "sftp-server"))
                              and not e["session"].get("tty")}
         assert transfer_sessions

@@ -163,7 +163,7 @@ def test_agent_under_unit_rights_sees_a_session(unit_env, stack, ssh_session):
 
         def ready(evs):
             cmds = [e for e in evs if any(f"unit-{tok}" in a for a in args_of(e) if isinstance(a, str))
-                    and e["event"].get("action") == "executed"]
+                    and e["event"].get("action") == "exec"]
             logins = [e for e in evs if e["event"]["dataset"] == "sshd.auth" and e["event"].get("action") == "logged-in"
                       and e["user"]["name"] == "alice" and (e.get("source") or {}).get("port") == port]
             ended = [e for e in evs if e["event"].get("action") == "session-ended"

@@ -15,7 +15,7 @@ from agent.app.session_report.frames import Frame, size_of
 
 TRANSFER_PROGRAMS = ("scp", "sftp", "rsync", "sftp-server")
 HOP_PROGRAMS = ("ssh", "scp", "sftp", "rsync", "nc", "ncat", "socat", "telnet")
-KNOWN = ("session-started", "session-ended", "executed", "typed", "connected-to", "connection-opened",
+KNOWN = ("session-started", "session-ended", "exec", "executed", "typed", "connected-to", "connection-opened",
          "file-uploaded", "file-downloaded", "sudo", "su", "events-lost", "rule-matched")
 
 
@@ -65,7 +65,7 @@ def _commands(timeline) -> List[List[str]]:
     used = [False] * len(typed)
     rows = []
     for r in timeline:
-        if r.kind != "executed":
+        if r.kind not in ("exec", "executed"):
             continue
         prog = _program(r.text)
         match = ""
@@ -130,14 +130,14 @@ def session_page(s: dict, timeline, fr: List[Frame]) -> str:
     logins = _rows(timeline, ("session-started", "session-ended", "sudo", "su"),
                    lambda r: {"session-started": "login", "session-ended": "logout"}.get(r.kind, r.kind))
     privileged = [[_clock(r.ts), f"<code>{escape(r.text)}</code>"] for r in timeline
-                  if r.kind in ("sudo", "su") or (r.kind == "executed" and _program(r.text) in ("sudo", "su"))]
+                  if r.kind in ("sudo", "su") or (r.kind in ("exec", "executed") and _program(r.text) in ("sudo", "su"))]
     hops = [[_clock(r.ts), f"<code>{escape(r.text)}</code>",
              "hop" if any(f"({p})" in r.text for p in HOP_PROGRAMS) else ""]
             for r in timeline if r.kind in ("connected-to", "connection-opened")]
     transfers = _rows(timeline, ("file-uploaded", "file-downloaded"),
                       lambda r: "upload" if r.kind == "file-uploaded" else "download")
     transfers += [[_clock(r.ts), "copy command", f"<code>{escape(r.text)}</code>"] for r in timeline
-                  if r.kind == "executed" and _program(r.text) in TRANSFER_PROGRAMS]
+                  if r.kind in ("exec", "executed") and _program(r.text) in TRANSFER_PROGRAMS]
     alerts = [[_clock(r.ts), f"<code>{escape(r.text)}</code>"] for r in timeline
               if r.kind == "rule-matched" or r.kind.startswith("alert")]
     other = _rows(timeline, (), None)

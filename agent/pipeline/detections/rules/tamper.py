@@ -102,7 +102,7 @@ class PamChanged(Rule):
 
     def check(self, doc: dict, ts: float) -> list:
         ev = doc["event"]
-        if ev.get("action") == "executed":
+        if ev.get("action") == "exec":
             # Without the /etc/pam.d watch loaded, the command that writes there still shows.
             if get(doc, "process", "name") not in _WRITERS or self.allowed_user(login_user(doc)):
                 return []
