@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 CONF ?= agentd.conf
 APT_PACKAGES := systemd libsystemd-dev pkg-config gcc python3-dev auditd openssh-server openssh-client \
 	python3-audit sudo iproute2 procps util-linux libpam-modules systemd-journal-remote \
-	python3-venv libyaml-dev libseccomp2 tlog asciinema chromium
+	python3-venv libyaml-dev libseccomp2 tlog asciinema chromium \
+	rsync netcat-openbsd
 # (python3-venv, libyaml-dev, libseccomp2: tests/system/test_unit_rights.py builds the packaged environment;
 # tlog: the recorded test user; asciinema, chromium: tests/system/test_recording.py plays and renders)
 STAMP := $(VENV)/.installed

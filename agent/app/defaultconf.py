@@ -14,7 +14,8 @@ from agent.base.config import AGENT_OPTIONS
 
 # Sections that are active in the shipped file: collect the audit log and the
 # journal and write events to a local file, so `make run` works with no SIEM.
-ACTIVE = {("collector", "auditd"): "auditd", ("collector", "journald"): "journald", ("shipper", "file"): "file"}
+ACTIVE = {("collector", "auditd"): "auditd", ("collector", "journald"): "journald",
+          ("collector", "snapshots"): "snapshots", ("shipper", "file"): "file"}
 
 HEADER = """\
 # agentd.conf: the jump-server monitoring agent's configuration.

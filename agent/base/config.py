@@ -192,6 +192,22 @@ def _load_component(errors: _Errors, kind: str, name: str, section: str, items: 
     return ComponentConf(kind, name, type_name, enabled, cls, conf)
 
 
+def _absent_defaults(errors: _Errors, kind: str, present: list, sections: list) -> list:
+    """Components on by default whose type has no section in the file run with their
+    defaults: an agentd.conf written before a component existed still gets it. Any
+    section of that type (`enabled = false` included) is the config's own say."""
+    have = {c.type_name for c in present}
+    out = []
+    for type_name, name in registry.DEFAULT_ON.get(kind, {}).items():
+        section = f"{kind}:{name}"
+        if type_name in have or section in sections:
+            continue
+        comp = _load_component(errors, kind, name, section, {"type": type_name})
+        if comp is not None:
+            out.append(comp)
+    return out
+
+
 def parse_config_text(text: str, path: str) -> Config:
     errors = _Errors(path)
     cp = _parser()
@@ -228,6 +244,8 @@ def parse_config_text(text: str, path: str) -> Config:
     agent = _validate_options(errors, "agent", agent_items, AGENT_OPTIONS)
     sections = {name: _validate_options(errors, name, stage_items.get(name, {}), schema)
                 for name, schema in stage_schemas.items()}
+    collectors += _absent_defaults(errors, "collector", collectors, cp.sections())
+    shippers += _absent_defaults(errors, "shipper", shippers, cp.sections())
     if not errors.lines:
         if not any(c.enabled for c in collectors):
             errors.add(None, None, "no enabled [collector:NAME] section; the agent would read nothing")

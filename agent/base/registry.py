@@ -12,7 +12,13 @@ import importlib
 COLLECTORS = {
     "auditd": "collectors.auditd.collector:AuditdCollector",
     "journald": "collectors.journald.collector:JournaldCollector",
+    "snapshots": "collectors.snapshots.collector:SnapshotsCollector",
 }
+
+# Components that run with their defaults when agentd.conf has no section of their type
+# (an upgraded install whose file predates them): kind -> {type: section name}. A section
+# of that type, even with `enabled = false`, is the config speaking and wins.
+DEFAULT_ON = {"collector": {"snapshots": "snapshots"}}
 
 SHIPPERS = {
     "file": "shippers.file:FileShipper",

@@ -1,7 +1,7 @@
 """The one pipeline every event passes, in `agentd run` and `agentd replay` alike.
 
-    normalize (in the collector) -> redaction -> session join -> process tree -> recordings
-    -> [detections]
+    normalize (in the collector) -> redaction -> same fact -> session join -> process tree
+    -> recordings -> [detections]
     -> spool or output
 
 Redaction is first: the session join keeps a timeline of command lines and
@@ -24,6 +24,7 @@ from agent.pipeline.detections.engine import DetectionStage
 from agent.pipeline.process_tree import ProcessTree
 from agent.pipeline.recordings import RecordingStage
 from agent.pipeline.redact import Redactor, rule_names
+from agent.pipeline.same_fact import SameFact
 from agent.pipeline.session_store import SessionStore
 from agent.pipeline.sessions import SessionTracker
 
@@ -60,6 +61,7 @@ class Pipeline:
                 enabled=True, extra_patterns=agent_conf.get("redact_patterns") or (),
                 disabled=agent_conf.get("redact_disable") or (), extra_names=agent_conf.get("redact_names") or ())))
         self.stages.append(self.sessions)
+        self.stages.append(SameFact())  # an audit connect/exec and its snapshot name each other
         # After the join: a login's entry leader and source IP come from the session.
         self.stages.append(ProcessTree(host, self.sessions, store=store, live=live))
         # After the join: chunks are ordered, capped and stored per session.

@@ -80,8 +80,14 @@ def timeline_text(doc: dict) -> str:
         return f"{name} [{', '.join(tech)}]" if tech else name
     if action == "exec":
         return get(doc, "process", "command_line") or " ".join(get(doc, "process", "args") or [])
-    if action in ("connected-to", "connection-opened"):
-        return f"{connect_target(doc)} ({get(doc, 'process', 'name') or '?'})"
+    if action in ("connected-to", "connection-opened", "listening"):
+        text = f"{connect_target(doc)} ({get(doc, 'process', 'name') or '?'})"
+        if "ssh-forwarded" in (doc.get("tags") or ()):
+            return text + " forwarded by sshd"
+        # a snapshot naming the audit connect of the same connection: that one has the row
+        return "" if get(doc, "agentd", "same_as") and action == "connection-opened" else text
+    if action in ("file-sent", "file-received", "file-transferred"):
+        return doc.get("message") or ""
     if action in ("file-uploaded", "file-downloaded"):
         return f"{get(doc, 'file', 'path')} ({int(get(doc, 'transfer', 'bytes') or 0)} bytes)"
     if action == "typed":

@@ -313,12 +313,17 @@ class SessionTracker:
         s["last"] = max(s.get("last") or 0.0, self._time(doc))
         if action == "exec":
             s["commands"] += 1
-        elif action in ("connected-to", "connection-opened"):
+        elif action in ("connected-to", "connection-opened", "listening"):
             ip = get(doc, "destination", "ip")
-            if ip and ip not in s["hosts"] and len(s["hosts"]) < 100:
+            inbound = action == "listening" or get(doc, "network", "direction") == "ingress"
+            if ip and not inbound and ip not in s["hosts"] and len(s["hosts"]) < 100:
                 s["hosts"].append(ip)
-        elif action in ("file-uploaded", "file-downloaded"):
-            s["bytes"] += int(get(doc, "transfer", "bytes") or 0)
+        elif action in ("file-uploaded", "file-downloaded", "file-sent", "file-received", "file-transferred"):
+            n = int(get(doc, "transfer", "bytes") or 0)
+            s["bytes"] += n
+            # both ways: into the bastion (sftp-server uploads, client copies in) and out of it
+            way = "bytes_in" if action in ("file-uploaded", "file-received") else "bytes_out"
+            s[way] = s.get(way, 0) + n
         if doc["event"].get("kind") == "alert":
             s["alerts"] += 1
         text = timeline_text(doc)
@@ -350,7 +355,8 @@ class SessionTracker:
             doc["event"]["duration"] = int((s["end"] - s["start"]) * 1e9)
             gaps = s.get("gaps") or []
             doc["agentd"] = {"session": {"commands": s["commands"], "hosts": list(s["hosts"]),
-                                         "bytes_transferred": s["bytes"], "alerts": s["alerts"],
+                                         "bytes_transferred": s["bytes"], "bytes_in": s.get("bytes_in", 0),
+                                         "bytes_out": s.get("bytes_out", 0), "alerts": s["alerts"],
                                          "complete": not gaps}}
             doc["message"] = (f"session of {s.get('user')} ended: {s['commands']} commands, "
                               f"{len(s['hosts'])} hosts, {s['bytes']} bytes transferred")

@@ -51,11 +51,27 @@ def test_shipped_config_defaults_parse_to_schema_defaults():
     cfg = load_config(SHIPPED)
     assert cfg.agent["state_dir"] == "/var/lib/agentd"
     assert cfg.agent["spool_max_bytes"] == 1024**3
-    audit, journal = cfg.enabled("collector")
+    audit, journal, snapshots = cfg.enabled("collector")
+    assert snapshots.type_name == "snapshots" and snapshots.conf["interval"] == 2.0
     assert audit.conf["log_file"] == "/var/log/audit/audit.log"
     assert journal.type_name == "journald" and "sshd" in journal.conf["programs"]
     (out,) = cfg.enabled("shipper")
     assert out.conf["path"] == "/var/log/agentd/events.jsonl"
+
+
+def test_absent_section_of_a_default_on_component_runs_with_its_defaults():
+    """An agentd.conf written before the snapshots collector existed still runs it;
+    a section of its type, enabled or not, is the config's own say."""
+    from agent.base.config import parse_config_text
+
+    old = parse_config_text(MINIMAL, "old.conf")
+    (snap,) = [c for c in old.enabled("collector") if c.type_name == "snapshots"]
+    assert snap.section == "collector:snapshots" and snap.conf["state_interval"] == 60.0
+    off = parse_config_text(MINIMAL + "[collector:snapshots]\ntype = snapshots\nenabled = false\n", "off.conf")
+    assert [c.type_name for c in off.enabled("collector")] == ["auditd"]
+    renamed = parse_config_text(MINIMAL + "[collector:ps]\ntype = snapshots\ninterval = 5s\n", "ps.conf")
+    (ps,) = [c for c in renamed.enabled("collector") if c.type_name == "snapshots"]
+    assert ps.name == "ps" and ps.conf["interval"] == 5.0
 
 
 def test_minimal_config_is_valid(tmp_path):
@@ -121,7 +137,9 @@ def test_default_section_is_not_silently_shared(tmp_path):
 
 
 def test_nothing_enabled_is_an_error(tmp_path):
-    proc, path = check_config(tmp_path, MINIMAL.replace("type = auditd\n", "type = auditd\nenabled = false\n"))
+    # snapshots is on by default even without a section: turned off here too
+    proc, path = check_config(tmp_path, MINIMAL.replace("type = auditd\n", "type = auditd\nenabled = false\n")
+                              + "[collector:snapshots]\ntype = snapshots\nenabled = false\n")
     assert proc.returncode != 0
     assert f"Error: {path}: no enabled [collector:NAME] section" in proc.stderr
 

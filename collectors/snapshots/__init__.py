@@ -1,0 +1,1 @@
+"""psutil / /proc snapshots of login sessions: connections, forwards, processes, transfers, resources."""

@@ -1,0 +1,107 @@
+"""The snapshots collector: what goes through the bastion, from /proc and psutil.
+
+Events have no replay position (the source is the live system, not a log): they are
+spooled with position None. Their ids are deterministic from what they describe (pid
+and start time, socket inode and addresses), so a restart that reports the same open
+connection again yields the same event.id, which Elasticsearch drops as a duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Optional
+
+from agent.base.events import Event, Position
+from agent.base.options import Option
+from collectors.base import Collector, Emit
+from collectors.snapshots.proc_events import ProcEvents
+from collectors.snapshots.snapshot import Snapshotter
+
+log = logging.getLogger("agentd.snapshots")
+
+MAX_WAIT = 0.5  # `stop` is looked at this often at least
+
+
+class SnapshotsCollector(Collector):
+    type_name = "snapshots"
+    description = ("snapshots of login sessions (/proc, psutil): connections with ProxyJump and port forwards "
+                   "flagged, processes the audit rules missed, scp/sftp/rsync transfers, session and host resources")
+    options = {
+        "interval": Option("duration", "2s", "how often processes and sockets of login sessions are sampled",
+                           minimum=0.1, maximum=300.0),
+        "state_interval": Option("duration", "60s",
+                                 "how often per-session and host resource state is reported; 0 means never",
+                                 minimum=0.0),
+        "proc_events": Option("bool", "true", "follow exec and exit from the kernel's proc connector (short-lived "
+                              "processes and transfer clients seen at once); false: periodic scans only"),
+        "watch_interval": Option("duration", "100ms", "how often a running transfer client's I/O counters are read",
+                                 minimum=0.01, maximum=10.0),
+        "transfer_programs": Option("list", "scp, sftp, rsync",
+                                    "transfer clients reported as one transfer event per command"),
+        "disk_paths": Option("list", "/var/log/audit",
+                             "filesystems whose free space the host state reports (the spool's is always added)"),
+    }
+
+    def __init__(self, name: str, conf: dict, context=None):
+        super().__init__(name, conf, context)
+        self.stats = {"events": 0, "proc_events": "off"}
+
+    def run(self, emit: Emit, stop: threading.Event, position: Optional[Position] = None) -> None:
+        conf = self.conf
+        disks = list(conf["disk_paths"]) + [self.context.state_dir]
+        snap = Snapshotter(self.context.host, conf["transfer_programs"], disks)
+        listener = None
+        if conf["proc_events"]:
+            try:
+                listener = ProcEvents()
+                self.stats["proc_events"] = "on"
+            except OSError as e:
+                log.warning("snapshots: the kernel's proc connector cannot be opened (%s); scanning every %gs only: "
+                            "processes shorter than that are missed", e, conf["interval"])
+        try:
+            self._loop(emit, stop, snap, listener)
+        finally:
+            if listener is not None:
+                listener.close()
+
+    def _loop(self, emit: Emit, stop: threading.Event, snap: Snapshotter, listener) -> None:
+        conf = self.conf
+        now = time.time()
+        next_scan, next_watch = now, now
+        next_state = now + conf["state_interval"] if conf["state_interval"] else float("inf")
+        while not stop.is_set():
+            now = time.time()
+            wait = next_scan - now
+            if snap.watches:
+                wait = min(wait, next_watch - now)
+            wait = min(max(wait, 0.0), MAX_WAIT)
+            execs, exits = [], []
+            if listener is not None:
+                execs, exits, overflow = listener.poll(wait)
+                if overflow:
+                    next_scan = 0.0  # events were dropped by the kernel: a scan catches up now
+            elif wait:
+                stop.wait(wait)
+            now = time.time()
+            events = snap.on_execs(execs, now) if execs else []
+            if exits:
+                events += snap.on_exits(exits, now)
+            if snap.watches and now >= next_watch:
+                snap.sample_watches()
+                next_watch = now + conf["watch_interval"]
+            if now >= next_scan:
+                events += snap.scan(now)
+                next_scan = now + conf["interval"]
+            if now >= next_state:
+                events += snap.state(now)
+                next_state = now + conf["state_interval"]
+            self.stats.update(snap.counts)
+            self.stats["fd_scans"] = snap.conns.fd_scans
+            if events:
+                self.stats["events"] += len(events)
+                emit([Event(d) for d in events], None)
+
+    def replay(self, source: str, emit: Emit) -> None:
+        raise NotImplementedError("snapshots describe the live system; there is nothing to replay")
