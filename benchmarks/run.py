@@ -66,6 +66,8 @@ BENCHES = [
           "whole-process replay throughput with detections off / built-in / built-in + SigmaHQ"),
     Bench("agent_rss", "agent_rss.py", 420, "agentd RSS and CPU vs auditd under live ssh load"),
     Bench("fork_exit", "fork_exit_rules.py", 600, "cost of fork/exit audit rules: workload, log bytes, agent CPU"),
+    Bench("snapshots", "snapshots_bench.py", 900, "snapshots collector: one snapshot of 500 processes and 1,000 "
+          "sockets, the collector at its default interval, memory under churn"),
 ]
 
 

@@ -60,8 +60,9 @@ class Pipeline:
             self.stages.append(RedactionStage(Redactor(
                 enabled=True, extra_patterns=agent_conf.get("redact_patterns") or (),
                 disabled=agent_conf.get("redact_disable") or (), extra_names=agent_conf.get("redact_names") or ())))
-        self.stages.append(self.sessions)
+        # Before the join: the join's timeline shows a fact two sources reported once.
         self.stages.append(SameFact())  # an audit connect/exec and its snapshot name each other
+        self.stages.append(self.sessions)
         # After the join: a login's entry leader and source IP come from the session.
         self.stages.append(ProcessTree(host, self.sessions, store=store, live=live))
         # After the join: chunks are ordered, capped and stored per session.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from typing import Optional
 
 from agent.base.events import Event, Position
@@ -22,6 +23,7 @@ from collectors.snapshots.snapshot import Snapshotter
 log = logging.getLogger("agentd.snapshots")
 
 MAX_WAIT = 0.5  # `stop` is looked at this often at least
+MAX_YOUNG = 1024  # sessions remembered as new, pruned past this
 
 
 class SnapshotsCollector(Collector):
@@ -40,6 +42,9 @@ class SnapshotsCollector(Collector):
                                  minimum=0.01, maximum=10.0),
         "transfer_programs": Option("list", "scp, sftp, rsync",
                                     "transfer clients reported as one transfer event per command"),
+        "settle": Option("duration", "2s", "hold each event this long before it is emitted, so the audit LOGIN and "
+                         "sshd's Accepted line of a brand-new login are joined first (origin and key on the event)",
+                         minimum=0.0, maximum=60.0),
         "disk_paths": Option("list", "/var/log/audit",
                              "filesystems whose free space the host state reports (the spool's is always added)"),
     }
@@ -71,9 +76,18 @@ class SnapshotsCollector(Collector):
         now = time.time()
         next_scan, next_watch = now, now
         next_state = now + conf["state_interval"] if conf["state_interval"] else float("inf")
+        # Events of a login seen for the first time less than `settle` seconds ago wait
+        # until then (their @timestamp stays the observation's): the session join attaches
+        # what it knows when an event passes, and a new login's audit LOGIN and sshd
+        # journal line reach it through other collectors. Older logins' events go at once,
+        # so a summary at logout has counted them.
+        pending: deque = deque()  # (due, doc) in arrival order: a later one waits at most `settle`
+        young: dict = {}  # ses -> when first seen
         while not stop.is_set():
             now = time.time()
             wait = next_scan - now
+            if pending:
+                wait = min(wait, pending[0][0] - now)
             if snap.watches:
                 wait = min(wait, next_watch - now)
             wait = min(max(wait, 0.0), MAX_WAIT)
@@ -99,9 +113,25 @@ class SnapshotsCollector(Collector):
                 next_state = now + conf["state_interval"]
             self.stats.update(snap.counts)
             self.stats["fd_scans"] = snap.conns.fd_scans
-            if events:
-                self.stats["events"] += len(events)
-                emit([Event(d) for d in events], None)
+            due: list = []
+            while pending and pending[0][0] <= now:
+                due.append(pending.popleft()[1])
+            for d in events:
+                ses = (d.get("auditd") or {}).get("session")
+                first = young.setdefault(ses, now) if ses else now
+                if first + conf["settle"] > now:
+                    pending.append((first + conf["settle"], d))
+                else:
+                    due.append(d)
+            if len(young) > MAX_YOUNG:
+                for ses in [k for k, t in young.items() if t + conf["settle"] <= now]:
+                    del young[ses]
+            if due:
+                self.stats["events"] += len(due)
+                emit([Event(d) for d in due], None)
+
+        if pending:  # stopping: what is held goes now (it has no source position to re-read it from)
+            emit([Event(d) for _, d in pending], None)
 
     def replay(self, source: str, emit: Emit) -> None:
         raise NotImplementedError("snapshots describe the live system; there is nothing to replay")

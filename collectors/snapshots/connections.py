@@ -52,15 +52,15 @@ class ConnectionTracker:
                 out.append(self._doc(ino, c, now, "connection-closed"))
         self.ignored.intersection_update(table)
         new = [i for i in table if i not in self.known and i not in self.ignored]
-        owners = self._owners(procs.values(), set(new)) if new else {}
+        owners = self._owners(procs.values(), {i: table[i][7] for i in new}, joined) if new else {}
         if joined and self.ignored:
-            late = self._owners(joined, self.ignored)
+            late = self._owners(joined, {i: table[i][7] for i in self.ignored})
             self.ignored.difference_update(late)
             owners.update(late)
             new += list(late)
         if not new:
             return out
-        listen = {raw[4] for raw in table.values() if raw[7] == "listen"}
+        listen = {raw[3] for raw in table.values() if raw[6] == "listen"}
         fwd_listen = {c.sock.lport for c in self.known.values() if c.forward}
         for ino in new:
             p = owners.get(ino)
@@ -69,7 +69,7 @@ class ConnectionTracker:
                     self.ignored.add(ino)
                 continue
             raw = table[ino]
-            if raw[7] in ("syn_sent", "syn_recv"):
+            if raw[6] in ("syn_sent", "syn_recv"):
                 continue  # not connected yet: looked at again next scan
             s = scan.decode(raw)
             c = self._classify(s, p, now, listen, fwd_listen)
@@ -81,13 +81,29 @@ class ConnectionTracker:
                 out.append(self._doc(ino, c, now, c.action))
         return out
 
-    def _owners(self, procs, wanted: set) -> dict:
+    def _owners(self, procs, wanted: dict, first=()) -> dict:
+        """inode -> the session process holding it, for ``wanted`` (inode -> socket uid).
+
+        Reading descriptors is the expensive part of a scan, so only processes that
+        could own one are read: the socket's uid is its creator's, so a process of
+        another (effective) uid is skipped, except sshd, whose privilege-separated
+        child changes uid after we may have looked. New processes go first, and the
+        search stops once every wanted inode has its owner."""
         self.fd_scans += 1
         owners: dict = {}
-        for p in procs:
-            for ino in scan.socket_inodes(p.pid):
-                if ino in wanted and ino not in owners:
-                    owners[ino] = p
+        uids = set(wanted.values())
+        left = len(wanted)
+        seen = {p.pid for p in first}
+        for group in (first, (p for p in procs if p.pid not in seen)):
+            for p in group:
+                if p.euid not in uids and p.uid not in uids and p.comm not in SSHD:
+                    continue
+                for ino in scan.socket_inodes(p.pid):
+                    if ino in wanted and ino not in owners:
+                        owners[ino] = p
+                        left -= 1
+                if not left:
+                    return owners
         return owners
 
     def _classify(self, s, p: Proc, now: float, listen: set, fwd_listen: set):
@@ -96,7 +112,7 @@ class ConnectionTracker:
             if not s.lport:
                 return None
             return Conn(s, p, now, "listening", "", "remote-forward" if sshd else "")
-        ingress = f"{s.lport:x}".upper().rjust(4, "0") in listen
+        ingress = s.lport in listen
         forward = ""
         if sshd:
             if not ingress:

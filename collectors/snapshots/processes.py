@@ -30,13 +30,13 @@ def user_name(uid: Optional[int]) -> Optional[str]:
 
 
 class Proc:
-    __slots__ = ("pid", "ses", "auid", "uid", "comm", "exe", "args", "ppid", "start", "cpu", "rss", "hwm", "io",
+    __slots__ = ("pid", "ses", "auid", "uid", "euid", "comm", "exe", "args", "ppid", "start", "cpu", "rss", "hwm", "io",
                  "sockets")
 
     def __init__(self, pid: int, ses: int):
         self.pid = pid
         self.ses = ses
-        self.auid = self.uid = None
+        self.auid = self.uid = self.euid = None
         self.comm = self.exe = ""
         self.args: list = []
         self.ppid = None
@@ -56,8 +56,8 @@ class Proc:
             self.io = io
         s = scan.status(self.pid)
         self.hwm = max(self.hwm, s.get("hwm", 0), self.rss)
-        if self.uid is None:
-            self.uid = s.get("uid")
+        if "uid" in s:
+            self.uid, self.euid = s["uid"], s["euid"]
         return True
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 from typing import Optional
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 UNSET = 4294967295  # sessionid / loginuid of a process outside any login
-
-TCP_STATES = {"01": "established", "02": "syn_sent", "03": "syn_recv", "0A": "listen"}
 
 
 def pids() -> list:
@@ -73,7 +72,8 @@ def status(pid: int) -> dict:
     out: dict = {}
     for line in (_read(f"/proc/{pid}/status") or "").splitlines():
         if line.startswith("Uid:"):
-            out["uid"] = int(line.split()[1])
+            ids = line.split()
+            out["uid"], out["euid"] = int(ids[1]), int(ids[2])
         elif line.startswith("VmHWM:"):
             out["hwm"] = int(line.split()[1]) * 1024
     return out
@@ -115,16 +115,12 @@ def boot_time() -> float:
     return 0.0
 
 
-def _addr4(h: str) -> str:
-    return socket.inet_ntop(socket.AF_INET, bytes.fromhex(h)[::-1])
-
-
-def _addr6(h: str) -> str:
-    b = bytes.fromhex(h)
-    raw = b"".join(b[i:i + 4][::-1] for i in range(0, 16, 4))
+def _ip(family: str, raw: bytes) -> str:
+    if family == "ipv4":
+        return socket.inet_ntop(socket.AF_INET, raw[:4])
     if raw[:12] == b"\0" * 10 + b"\xff\xff":
-        return socket.inet_ntop(socket.AF_INET, raw[12:])  # ::ffff:a.b.c.d is an IPv4 peer
-    return socket.inet_ntop(socket.AF_INET6, raw)
+        return socket.inet_ntop(socket.AF_INET, raw[12:16])  # ::ffff:a.b.c.d is an IPv4 peer
+    return socket.inet_ntop(socket.AF_INET6, raw[:16])
 
 
 class Sock:
@@ -140,44 +136,88 @@ class Sock:
         self.state = state
 
 
-_TABLES = (("tcp", "ipv4", "/proc/net/tcp"), ("tcp", "ipv6", "/proc/net/tcp6"),
-           ("udp", "ipv4", "/proc/net/udp"), ("udp", "ipv6", "/proc/net/udp6"))
+# Raw socket rows, kept undecoded until a socket is new:
+# (transport, family, local addr bytes, local port, remote addr bytes, remote port, state, uid)
+TCP_DIAG_STATES = {1: "established", 2: "syn_sent", 3: "syn_recv", 10: "listen"}
+_DIAG_REQ = struct.Struct("=IHHII BBBBI HH16s16sI8s")
+_DIAG_MSG = struct.Struct("=BBBB HH16s16sI8s IIIII")
+_NLHDR = struct.Struct("=IHHII")
+SOCK_DIAG_BY_FAMILY = 20
+NLM_F_REQUEST_DUMP = 0x1 | 0x300
 
 
-def sockets(tables=_TABLES) -> dict:
-    """inode -> Sock for every inet socket with an owner (inode 0: TIME_WAIT and the like).
+def sockets_diag() -> dict:
+    """inode -> raw row, from the kernel's socket diagnostics (netlink sock_diag).
 
-    Addresses are decoded lazily by the caller's needs: only new inodes are turned
-    into Sock objects, the rest is a dict lookup of the raw line's inode.
-    """
+    Much cheaper than /proc/net/tcp*, whose text the kernel regenerates on each read
+    (about 11 ms for 1,000 sockets here, against well under one for the dump)."""
     out: dict = {}
-    for transport, family, path in tables:
-        text = _read(path)
-        if not text:
-            continue
-        conv = _addr4 if family == "ipv4" else _addr6
-        for line in text.splitlines()[1:]:
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 4) as nl:  # NETLINK_SOCK_DIAG
+        for transport, proto, states in (("tcp", 6, sum(1 << s for s in TCP_DIAG_STATES)), ("udp", 17, 0xFFFFFFFF)):
+            for family, af in (("ipv4", socket.AF_INET), ("ipv6", socket.AF_INET6)):
+                nl.send(_DIAG_REQ.pack(_DIAG_REQ.size, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST_DUMP, 0, 0,
+                                       af, proto, 0, 0, states, 0, 0, b"", b"", 0, b""))
+                _dump(nl, transport, family, out)
+    return out
+
+
+def _dump(nl, transport: str, family: str, out: dict) -> None:
+    while True:
+        data = nl.recv(1 << 20)
+        off = 0
+        while off + _NLHDR.size <= len(data):
+            length, mtype = _NLHDR.unpack_from(data, off)[:2]
+            if mtype == 3:  # NLMSG_DONE
+                return
+            if mtype == 2:  # NLMSG_ERROR
+                raise OSError("sock_diag dump failed")
+            (fam, st, _t, _r, sport, dport, src, dst, _if, _ck,
+             _exp, _rq, _wq, uid, ino) = _DIAG_MSG.unpack_from(data, off + _NLHDR.size)
+            if ino:
+                if transport == "tcp":
+                    state = TCP_DIAG_STATES.get(st)
+                else:
+                    state = "connected" if dport else "bound"
+                if state is not None:
+                    out[ino] = (transport, family, src, socket.ntohs(sport), dst, socket.ntohs(dport), state, uid)
+            off += (length + 3) & ~3
+            if length == 0:
+                return
+
+
+def sockets_proc() -> dict:
+    """The same rows from /proc/net/{tcp,udp}{,6}: where sock_diag is not available."""
+    out: dict = {}
+    for transport, family, path in (("tcp", "ipv4", "/proc/net/tcp"), ("tcp", "ipv6", "/proc/net/tcp6"),
+                                    ("udp", "ipv4", "/proc/net/udp"), ("udp", "ipv6", "/proc/net/udp6")):
+        for line in (_read(path) or "").splitlines()[1:]:
             f = line.split()
             ino = int(f[9])
             if not ino:
                 continue
-            st = f[3]
-            if transport == "tcp":
-                state = TCP_STATES.get(st)
-                if state is None:
-                    continue  # closing states: the connection is over for us
-            else:
-                state = "bound"
+            code = int(f[3], 16)
             la, lp = f[1].split(":")
             ra, rp = f[2].split(":")
-            out[ino] = (transport, family, conv, la, lp, ra, rp, state)
+            rport = int(rp, 16)
+            state = (TCP_DIAG_STATES.get(code) if transport == "tcp" else ("connected" if rport else "bound"))
+            if state is None:
+                continue
+            out[ino] = (transport, family, _unhex(la), int(lp, 16), _unhex(ra), rport, state, int(f[7]))
     return out
 
 
+def _unhex(h: str) -> bytes:
+    b = bytes.fromhex(h)
+    return b"".join(b[i:i + 4][::-1] for i in range(0, len(b), 4))  # each 32-bit word is host order
+
+
+def sockets() -> dict:
+    try:
+        return sockets_diag()
+    except OSError:
+        return sockets_proc()
+
+
 def decode(raw: tuple) -> Sock:
-    transport, family, conv, la, lp, ra, rp, state = raw
-    rport = int(rp, 16)
-    rip = conv(ra) if rport else ""
-    if transport == "udp" and rport:
-        state = "connected"
-    return Sock(transport, family, conv(la), int(lp, 16), rip, rport, state)
+    transport, family, la, lport, ra, rport, state, _uid = raw
+    return Sock(transport, family, _ip(family, la), lport, _ip(family, ra) if rport else "", rport, state)

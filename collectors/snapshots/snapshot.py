@@ -26,7 +26,7 @@ class Snapshotter:
         self.boot = scan.boot_time()
         self.programs = frozenset(transfer_programs)
         self.me = os.getpid()
-        self.counts = {"scans": 0, "processes_started": 0, "processes_ended": 0, "connections": 0, "transfers": 0}
+        self.counts = {"exec_notices": 0, "scans": 0, "processes_started": 0, "processes_ended": 0, "connections": 0, "transfers": 0}
 
     # -- processes ------------------------------------------------------------
 
@@ -69,6 +69,7 @@ class Snapshotter:
 
     def on_execs(self, pids: list, now: float) -> list:
         out: list = []
+        self.counts["exec_notices"] += len(pids)
         for pid in pids:
             self.outside.pop(pid, None)
             old = self.procs.get(pid)
@@ -106,11 +107,13 @@ class Snapshotter:
         for pid in [p for p in self.outside if p not in alive]:
             del self.outside[pid]
         procs, outside = self.procs, self.outside
+        # Known processes are not re-read here (that was most of a scan's cost): their
+        # counters are read at each state report, at their exit (the proc connector) and,
+        # for transfer clients, every watch_interval.
         for pid in live:
-            p = procs.get(pid)
-            if p is not None:
-                p.sample()
-            elif pid in outside:
+            if pid in procs:
+                continue
+            if pid in outside:
                 # sshd's monitor (and cron, login) set their login session after they started
                 if outside[pid] in LOGIN_SETTERS and scan.session_of(pid) is not None:
                     del outside[pid]
@@ -123,4 +126,6 @@ class Snapshotter:
         return out + conns
 
     def state(self, now: float) -> list:
+        for p in self.procs.values():
+            p.sample()
         return self.res.sessions(self.procs, now) + [self.res.host_state(now)]
