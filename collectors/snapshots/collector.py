@@ -42,8 +42,8 @@ class SnapshotsCollector(Collector):
                                  minimum=0.01, maximum=10.0),
         "transfer_programs": Option("list", "scp, sftp, rsync",
                                     "transfer clients reported as one transfer event per command"),
-        "settle": Option("duration", "2s", "hold each event this long before it is emitted, so the audit LOGIN and "
-                         "sshd's Accepted line of a brand-new login are joined first (origin and key on the event)",
+        "settle": Option("duration", "2s", "events of a login first seen less than this ago wait until then, so its audit "
+                         "LOGIN and sshd's Accepted line are joined first (origin and key on the event)",
                          minimum=0.0, maximum=60.0),
         "disk_paths": Option("list", "/var/log/audit",
                              "filesystems whose free space the host state reports (the spool's is always added)"),
