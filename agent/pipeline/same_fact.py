@@ -28,7 +28,7 @@ def _key(doc: dict) -> Optional[tuple]:
         if not dst.get("ip") or (doc.get("network") or {}).get("direction") == "ingress":
             return None
         return ("net", ses, pid, dst["ip"], dst.get("port"))
-    if (action == "executed" and ev.get("outcome") == "success") or action == "process-started":
+    if (action in ("exec", "executed") and ev.get("outcome") == "success") or action == "process-started":
         return ("exec", ses, pid, proc.get("executable"))
     return None
 

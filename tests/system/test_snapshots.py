@@ -175,7 +175,7 @@ def test_process_audit_missed_and_two_logins_of_one_user(stack, ssh_session, tmp
 
     try:
         evs = agent.wait_for(ready, timeout=60)
-        assert not [e for e in of(evs, "executed") if _get(e, ["process", "executable"]) == hidden]
+        assert not [e for e in of(evs, "exec") + of(evs, "executed") if _get(e, ["process", "executable"]) == hidden]
         by_arg = {e["process"]["args"][1]: e for e in of(evs, "process-started", process__executable=hidden)}
         assert by_arg["1.1"]["session"]["source"]["port"] == p1
         assert by_arg["1.2"]["session"]["source"]["port"] == p2
