@@ -5,10 +5,12 @@
 Each revision is checked out into a temporary git worktree (``.`` means this working tree
 as it is, uncommitted changes included) and run as a whole process,
 ``python -m agent.app.cli replay --audit-log CAPTURE -o OUT`` with this venv's Python and
-the worktree first on sys.path. The runs alternate A B, B A, A B … so that a slow spell
-of the (shared, loaded) machine hits both sides alike. For each side it prints the median
-wall time and CPU time (after one uncounted warm-up run each) (user+sys of the child) over ``--runs`` and the records/s they
-mean; then B relative to A. The outputs of A and B must be byte-identical unless
+the worktree first on sys.path. After one uncounted warm-up run each, the runs alternate
+A B, B A, A B … so that a slow spell of the (shared, loaded) machine hits both sides alike.
+For each side it prints, over ``--runs`` runs, the median wall time with the records/s it
+means, the median CPU time (user+sys of the child) and the least CPU time (on a loaded
+machine the steadiest figure); then B relative to A. The outputs of A and B must be
+byte-identical unless
 ``--allow-different-output`` is given (a restructuring must not change what is written).
 
 Exit status: 0 measured (and the outputs equal), 1 the outputs differ or a run failed.
@@ -102,15 +104,20 @@ def main(argv=None) -> int:
     for side, rev in (("A", a.a), ("B", a.b)):
         wall = statistics.median(w for w, _ in times[side])
         cpu = statistics.median(c for _, c in times[side])
+        cpu_min = min(c for _, c in times[side])
         res[f"{side}_wall_s"], res[f"{side}_cpu_s"] = round(wall, 3), round(cpu, 3)
+        res[f"{side}_cpu_min_s"] = round(cpu_min, 3)
         res[f"{side}_records_per_s"] = round(records / wall)
         walls = " ".join(f"{w:.2f}" for w, _ in times[side])
+        cpus = " ".join(f"{c:.2f}" for _, c in times[side])
         print(f"{side} {rev:>12}: median wall {wall:.3f} s ({records / wall:,.0f} records/s), "
-              f"median CPU {cpu:.3f} s   [walls: {walls}]")
+              f"median CPU {cpu:.3f} s (min {cpu_min:.3f})   [walls: {walls}] [CPU: {cpus}]")
     change = res["A_wall_s"] and (res["B_wall_s"] / res["A_wall_s"] - 1) * 100
     cpu_change = res["A_cpu_s"] and (res["B_cpu_s"] / res["A_cpu_s"] - 1) * 100
+    min_change = res["A_cpu_min_s"] and (res["B_cpu_min_s"] / res["A_cpu_min_s"] - 1) * 100
     res["B_vs_A_wall_pct"], res["B_vs_A_cpu_pct"] = round(change, 1), round(cpu_change, 1)
-    print(f"B vs A: wall {change:+.1f} %, CPU {cpu_change:+.1f} % (negative = B faster); "
+    res["B_vs_A_cpu_min_pct"] = round(min_change, 1)
+    print(f"B vs A: wall {change:+.1f} %, CPU {cpu_change:+.1f} % (min {min_change:+.1f} %) (negative = B faster); "
           f"outputs {'byte-identical' if same else 'DIFFERENT'}")
     print("BENCH-RESULT " + json.dumps(res, sort_keys=True))
     return 0 if same or a.allow_different_output else 1

@@ -304,16 +304,25 @@ def finish(doc: dict, users, ips, tags: list) -> dict:
     if users or ips:
         if "related" in doc:
             add_related(doc, users=tuple(users), ips=tuple(ips))
-        else:
-            # add_related on a document without related.*, inlined: no empty lists.
-            rel = {}
-            for key, values in (("user", users), ("ip", ips)):
-                clean: list = []
-                for v in values:
-                    if v and v not in clean:
-                        clean.append(v)
-                if clean:
-                    rel[key] = clean
-            if rel:
-                doc["related"] = rel
+            return doc
+        # add_related on a document without related.*, inlined: no empty lists.
+        rel = {}
+        if users:
+            clean = _unique(users)
+            if clean:
+                rel["user"] = clean
+        if ips:
+            clean = _unique(ips)
+            if clean:
+                rel["ip"] = clean
+        if rel:
+            doc["related"] = rel
     return doc
+
+
+def _unique(values) -> list:
+    clean: list = []
+    for v in values:
+        if v and v not in clean:
+            clean.append(v)
+    return clean
