@@ -110,10 +110,10 @@ class Documents:
         f = sc.fields
         proc: dict = {}
         pid = f.get("pid")
-        if pid is not None and pid.isdigit():
+        if pid is not None and pid.isdecimal():
             proc["pid"] = int(pid)
         ppid = f.get("ppid")
-        if ppid is not None and ppid.isdigit():
+        if ppid is not None and ppid.isdecimal():
             proc["parent"] = {"pid": int(ppid)}
         exe = _value_text(sc, "exe")
         if exe is not None:

@@ -33,7 +33,7 @@ def build(docs: Documents, ev, by_type: dict, history: BoundedCache) -> dict:
     proc = doc.setdefault("process", {})
     f = rec.fields
     pid = f.get("pid")
-    if pid is not None and pid.isdigit():
+    if pid is not None and pid.isdecimal():
         proc["pid"] = int(pid)   # the TTY record's pid is the reader's, the one that matters
     comm = decode.value_text(rec, "comm")
     if comm is not None:
@@ -59,4 +59,4 @@ def build(docs: Documents, ev, by_type: dict, history: BoundedCache) -> dict:
 
 
 def _int(v):
-    return int(v) if v is not None and v.isdigit() else v
+    return int(v) if v is not None and v.isdecimal() else v

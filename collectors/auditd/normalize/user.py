@@ -69,7 +69,7 @@ def _sender(docs: Documents, doc: dict, rec, users: list) -> None:
     f = rec.fields
     proc = doc.setdefault("process", {})
     pid = f.get("pid")
-    if pid is not None and pid.isdigit():
+    if pid is not None and pid.isdecimal():
         proc["pid"] = int(pid)
     pu = docs.user_of(rec, "uid", "UID")  # the sender's: not a related.user
     if pu is not None:
