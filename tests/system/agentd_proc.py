@@ -16,7 +16,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 class AgentProc:
     def __init__(self, workdir, agent_extra: str = "", collector_extra: str = "", shippers: Optional[str] = None,
-                 audit_log: str = "/var/log/audit/audit.log", snapshots: str = "enabled = false"):
+                 audit_log: str = "/var/log/audit/audit.log", snapshots: Optional[str] = "enabled = false"):
         self.dir = str(workdir)
         self.state = os.path.join(self.dir, "state")
         self.out = os.path.join(self.dir, "out", "events.jsonl")
@@ -28,8 +28,8 @@ class AgentProc:
             f.write(f"[agent]\nstate_dir = {self.state}\nlog_level = debug\n{agent_extra}\n"
                     f"[collector:auditd]\ntype = auditd\nlog_file = {audit_log}\n{collector_extra}\n"
                     # on by default: a test about something else keeps its event volume without it
-                    f"[collector:snapshots]\ntype = snapshots\n{snapshots}\n"
-                    f"{shippers}")
+                    + (f"[collector:snapshots]\ntype = snapshots\n{snapshots}\n" if snapshots is not None else "")
+                    + shippers)
         self.proc: Optional[subprocess.Popen] = None
 
     def start(self, wait_ready: bool = True) -> AgentProc:

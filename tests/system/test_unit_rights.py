@@ -149,7 +149,8 @@ def test_agent_under_unit_rights_sees_a_session(unit_env, stack, ssh_session):
     work = tempfile.mkdtemp(prefix="run-", dir=base)
     agentd = pwd.getpwnam("agentd")
     os.chown(work, agentd.pw_uid, agentd.pw_gid)
-    agent = UnitAgent(base, env, work, collector_extra=_every_other_collector()
+    # snapshots=None: the snapshots section comes from _every_other_collector, enabled.
+    agent = UnitAgent(base, env, work, snapshots=None, collector_extra=_every_other_collector()
                       + f"[detections]\nsigma_dirs = {os.path.join(REPO, 'rules', 'sigma')}\n")
     os.chown(agent.conf, 0, agentd.pw_gid)
     os.chmod(agent.conf, 0o640)  # as the package installs it
