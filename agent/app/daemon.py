@@ -49,6 +49,9 @@ class Runtime:
             cfg.agent, host, store=self.spool, live=True,
             expect_journal=any(c.type_name == "journald" for c in cfg.enabled("collector")),
             sections=cfg.sections, config_path=cfg.path)
+        started = self.pipeline.startup()
+        if started and self.spool.write("agentd", started, None):
+            self.pipeline.commit()
         self._emit_lock = threading.Lock()
         self.stop_event = threading.Event()
         self.collectors: list = []  # (name, collector, thread)

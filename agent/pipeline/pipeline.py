@@ -99,6 +99,16 @@ class Pipeline:
                 out.append(Event(doc))
         return out
 
+    def startup(self) -> list:
+        """What the stages have to say at start (detections: the agent was killed), as
+        documents for the spool before any collector runs."""
+        docs = []
+        for stage in self.stages:
+            fn = getattr(stage, "startup", None)
+            if fn is not None:
+                docs += fn()
+        return docs
+
     def commit(self, force: bool = False) -> None:
         """After the batch is stored: let each stage persist its state."""
         for stage in self.stages:

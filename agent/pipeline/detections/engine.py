@@ -265,6 +265,11 @@ class DetectionStage:
             docs.append(doc)
         return docs
 
+    def startup(self) -> list:
+        """The start-up findings (killed, stopped long, code/config changed) and their alerts,
+        at once: waiting for the next event would leave a kill unreported on a quiet bastion."""
+        return self._run_startup() if self._startup else []
+
     def _run_startup(self) -> list:
         docs, self._startup = self._startup, []
         out = []
