@@ -125,11 +125,27 @@ class SessionTracker:
                     ses = self.by_pid[pid]
             if ses is None and doc["event"].get("kind") == "alert":
                 ses = self._ses_of_id(get(doc, "session", "id"))
+            if ses is None and doc["event"].get("module") == "journald":
+                ses = self._ses_of_tty(doc)
             s = self.sessions.get(ses) if ses else None
             if s is not None:
                 doc["session"] = self._public(s)
                 self._count(s, doc)
             return extra
+
+    def _ses_of_tty(self, doc: dict) -> Optional[str]:
+        # journald reads _AUDIT_SESSION from /proc when the line arrives; a sudo or su that
+        # has already exited leaves it out. Its terminal still names the login: only one
+        # open session holds a pty at a time, and the login user must match the actor.
+        tty = get(doc, "agentd", "process", "tty", "name")
+        user = get(doc, "user", "name")
+        if not tty or not user:
+            return None
+        t = self._time(doc)
+        found = [ses for ses, s in self.sessions.items()
+                 if s.get("tty") == tty and s.get("user") == user and not s.get("end")
+                 and (s.get("start") or t) <= t]
+        return found[0] if len(found) == 1 else None
 
     def _ses_of_id(self, sid) -> Optional[str]:
         # An alert carries its evidence's session.id, not a ses of its own.

@@ -224,3 +224,25 @@ def test_a_backlog_login_takes_no_peer_from_a_process_that_now_has_its_pid(tmp_p
     finally:
         for s in (cli, conn, srv):
             s.close()
+
+
+def test_journal_line_without_audit_session_joins_by_its_terminal(tmp_path):
+    """journald leaves _AUDIT_SESSION out when the sender (a sudo that was refused) has already
+    exited; the line's terminal and user still name the one open login on that pty."""
+    t, spool = tracker(tmp_path, T0 + 5)
+    feed(t, [login("50", 700, T0, user="carol"),
+             audit("logged-in", "50", 700, T0 + 0.1, auditd={"session": "50", "data": {"terminal": "/dev/pts/1"}}),
+             login("51", 800, T0 + 0.2, user="dave"),
+             audit("logged-in", "51", 800, T0 + 0.3, auditd={"session": "51", "data": {"terminal": "/dev/pts/2"}})])
+
+    def sudo_line(user: str, tty: str) -> dict:
+        return {"@timestamp": rfc3339(T0 + 1), "event": {"module": "journald", "dataset": "sudo.command",
+                                                         "action": "sudo", "id": f"j-sudo-{user}-{tty}"},
+                "process": {"pid": 9999, "name": "sudo"}, "user": {"name": user},
+                "agentd": {"process": {"tty": {"name": tty}}}}
+
+    carol, stranger, wrong_tty = sudo_line("carol", "pts/1"), sudo_line("erin", "pts/1"), sudo_line("carol", "pts/2")
+    feed(t, [carol, stranger, wrong_tty])
+    assert carol["session"]["id"].endswith(":50") and carol["session"]["user"] == "carol"
+    assert "session" not in stranger and "session" not in wrong_tty
+    spool.close()
