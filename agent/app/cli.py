@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from typing import Optional
 
@@ -25,10 +26,17 @@ def _load(path: str):
     return None if errors else cfg
 
 
-def cmd_check_config(args: argparse.Namespace) -> int:
-    cfg = _load(args.config)
-    if cfg is None:
-        return 2
+def _configured(fn):
+    """A command that needs the config: loads it (exit 2 on a bad one) and passes it on."""
+    @functools.wraps(fn)
+    def cmd(args: argparse.Namespace) -> int:
+        cfg = _load(args.config)
+        return 2 if cfg is None else fn(args, cfg)
+    return cmd
+
+
+@_configured
+def cmd_check_config(args: argparse.Namespace, cfg) -> int:
     from agent.app import rules_cli
 
     rule_errors = rules_cli.check(cfg)
@@ -62,10 +70,8 @@ def cmd_default_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    cfg = _load(args.config)
-    if cfg is None:
-        return 2
+@_configured
+def cmd_run(args: argparse.Namespace, cfg) -> int:
     from agent.app import daemon
 
     return daemon.run(cfg)
@@ -80,14 +86,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return replay.run(args)
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+@_configured
+def cmd_status(args: argparse.Namespace, cfg) -> int:
     import os
 
     from agent.app import status
 
-    cfg = _load(args.config)
-    if cfg is None:
-        return 2
     path = os.path.join(cfg.agent["state_dir"], "status.json")
     try:
         snap = status.read_file(path)
@@ -98,12 +102,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sessions(args: argparse.Namespace) -> int:
+@_configured
+def cmd_sessions(args: argparse.Namespace, cfg) -> int:
     from agent.app import sessions_cli
 
-    cfg = _load(args.config)
-    if cfg is None:
-        return 2
     try:
         if args.action == "show":
             if not args.id:
@@ -118,12 +120,10 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         return 3
 
 
-def cmd_rules(args: argparse.Namespace) -> int:
+@_configured
+def cmd_rules(args: argparse.Namespace, cfg) -> int:
     from agent.app import rules_cli
 
-    cfg = _load(args.config)
-    if cfg is None:
-        return 2
     return rules_cli.list_rules(cfg)
 
 

@@ -117,6 +117,12 @@ class DebRoot:
                 out.add(os.path.join(rel, name))
         return out
 
+    def __enter__(self) -> DebRoot:
+        return self.setup()
+
+    def __exit__(self, *exc) -> None:
+        self.teardown()
+
     def teardown(self) -> None:
         for target in reversed(self.mounts):
             subprocess.run(["umount", "-l", target], check=False)

@@ -33,11 +33,8 @@ def deb() -> str:
 
 @pytest.fixture(scope="module")
 def root():
-    r = DebRoot().setup()
-    try:
+    with DebRoot() as r:
         yield r
-    finally:
-        r.teardown()
 
 
 @pytest.fixture(scope="module")

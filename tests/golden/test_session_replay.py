@@ -3,24 +3,6 @@ recorded live: who, from which port, with which method and key, on every command
 
 from __future__ import annotations
 
-import json
-import os
-
-import pytest
-
-from tests.captures.replay import CAPTURE, replay
-
-
-@pytest.fixture(scope="module")
-def replayed(tmp_path_factory):
-    return replay(tmp_path_factory.mktemp("replay") / "events.jsonl")
-
-
-@pytest.fixture(scope="module")
-def manifest():
-    with open(os.path.join(CAPTURE, "manifest.json")) as f:
-        return json.load(f)
-
 
 def test_every_recorded_session_is_rebuilt(replayed, manifest):
     ended = {e["session"]["id"].rsplit(":", 1)[1]: e for e in replayed

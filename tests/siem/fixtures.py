@@ -26,18 +26,12 @@ def make_server(**kw) -> SiemServer:
 @pytest.fixture
 def siem():
     """A fresh test SIEM on an ephemeral loopback port, stopped after the test."""
-    server = make_server().start()
-    try:
+    with make_server() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def siem_small():
     """A test SIEM whose Elasticsearch takes at most 64 KiB per request (413 beyond)."""
-    server = make_server(es_max_body=64 * 1024).start()
-    try:
+    with make_server(es_max_body=64 * 1024) as server:
         yield server
-    finally:
-        server.stop()

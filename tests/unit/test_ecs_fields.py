@@ -8,15 +8,8 @@ import glob
 import json
 import os
 
-import pytest
-
-from tests.captures.replay import REPO, replay
+from tests.captures.replay import REPO
 from tests.unit import ecs_schema
-
-
-@pytest.fixture(scope="module")
-def replayed(tmp_path_factory):
-    return replay(tmp_path_factory.mktemp("ecs") / "events.jsonl")
 
 
 def _golden() -> list:

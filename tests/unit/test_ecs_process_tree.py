@@ -8,26 +8,11 @@ from __future__ import annotations
 
 import collections
 import json
-import os
-
-import pytest
 
 from agent.base.events import HostInfo, tty_device
 from agent.pipeline import process_tree
 from agent.pipeline.process_tree import ProcessTree
-from tests.captures.replay import CAPTURE
 from tests.captures.replay import replay as _replay
-
-
-@pytest.fixture(scope="module")
-def replayed(tmp_path_factory):
-    return _replay(tmp_path_factory.mktemp("tree") / "events.jsonl")
-
-
-@pytest.fixture(scope="module")
-def manifest():
-    with open(os.path.join(CAPTURE, "manifest.json")) as f:
-        return json.load(f)
 
 
 def _is_exec(e) -> bool:

@@ -68,6 +68,15 @@ def kbd_login(user: str, password: str, info) -> bool:
     return p.wait(30) == 0
 
 
+def sudo_three_wrong(s, user: str, command: str) -> None:
+    """sudo COMMAND answered with three wrong passwords: "3 incorrect password attempts"."""
+    s.send(f"sudo {command}\r".encode())
+    for n in range(3):
+        s.expect(f"password for {user}: ?$".encode(), 30)
+        s.send(f"wrong-{n}\r".encode())
+    s.wait_prompt(40)
+
+
 def scenarios(info, work: Path):
     alice_key = info.users["alice"]["key_path"]
     bob_key = info.users["bob"]["key_path"]
@@ -95,11 +104,7 @@ def scenarios(info, work: Path):
             s.expect(rb"password for carol: ?$", 20)
             s.send(b"carol-pass-123\r")
             s.wait_prompt(20)
-            s.send(b"sudo /usr/bin/id\r")
-            for n in range(3):
-                s.expect(rb"password for carol: ?$", 30)
-                s.send(f"wrong-{n}\r".encode())
-            s.wait_prompt(40)
+            sudo_three_wrong(s, "carol", "/usr/bin/id")
             s.send(b"su - dave\r")
             s.expect(rb"Password: ?$", 20)
             s.send(b"dave-pass-123\r")
@@ -122,11 +127,7 @@ def scenarios(info, work: Path):
             s.send(b"\x03")
             s.wait_prompt(20)
             # bob's password field is "*": three tries all fail -> "3 incorrect password attempts".
-            s.send(b"sudo /bin/ls /root\r")
-            for n in range(3):
-                s.expect(rb"password for bob: ?$", 30)
-                s.send(f"wrong-{n}\r".encode())
-            s.wait_prompt(40)
+            sudo_three_wrong(s, "bob", "/bin/ls /root")
     yield "bob-sudo-not-allowed", bob_session, "session closed for user bob"
 
     def sftp():
