@@ -8,7 +8,9 @@ benchmarks/out/results.txt (and results.json).
 
 A benchmark whose script is absent is reported as skipped; one that exits non-zero or runs
 past its timeout is reported as failed, and then this exits 1. A benchmark may print a line
-`BENCH-RESULT {json object}`: its figures then go into the summary as key = value lines.
+`BENCH-RESULT {json object}`: its figures then go into the summary as key = value lines,
+and its "table" rows (benchmarks/README.md, "The table") into the one table printed last:
+figure | value | baseline | ratio | target | met?.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import sys
 import threading
 import time
 from typing import Dict, List, Optional
+
+import results_table  # benchmarks/ is this script's directory, first on sys.path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -170,12 +174,14 @@ def write_summary(recs: List[Dict[str, object]], started: str, total: float) -> 
         extra = f" in {r['seconds']}s" if "seconds" in r else ""
         why = f" ({r['reason']})" if r.get("reason") else ""
         out.append(f"{r['name']:<{width}}  {r['status'].upper()}{extra}{why}")
+    rows = results_table.collect(recs)
+    out += ["", results_table.render(rows).rstrip("\n")]
     for r in recs:
         if r["status"] == "skipped":
             continue
         out += ["", f"--- {r['name']} ({r['script']}): {r['what']}"]
         res = r.get("results") or {}
-        for k in sorted(res):
+        for k in sorted(k for k in res if k != "table"):
             out.append(f"  {k} = {_fmt(res[k])}")
         if res:
             out.append("")
@@ -188,8 +194,8 @@ def write_summary(recs: List[Dict[str, object]], started: str, total: float) -> 
     with open(path, "w") as f:
         f.write(text)
     with open(os.path.join(OUT_DIR, "results.json"), "w") as f:
-        json.dump({"started": started, "seconds": round(total, 1), "git": _git_rev(), "benchmarks": recs},
-                  f, indent=2, default=str)
+        json.dump({"started": started, "seconds": round(total, 1), "git": _git_rev(), "table": rows,
+                   "benchmarks": recs}, f, indent=2, default=str)
     return path
 
 
@@ -218,6 +224,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     with open(path) as f:
         head = f.read().split("\n\n")[1]
     print(head)
+    print()
+    print(results_table.render(results_table.collect(recs)), end="")
     print(f"\nsummary: {os.path.relpath(path, os.getcwd())}")
     return 1 if any(r["status"] == "failed" for r in recs) else 0
 
