@@ -13,7 +13,7 @@ APT_PACKAGES := systemd libsystemd-dev pkg-config gcc python3-dev auditd openssh
 # tlog: the recorded test user; asciinema, chromium: tests/system/test_recording.py plays and renders)
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv deps lint unit stack-up stack-down soak bench clean deb rpm splunk-ta install-test pkg-deps
+.PHONY: run test venv deps lint unit stack-up stack-down soak bench bench-deps clean deb rpm splunk-ta install-test pkg-deps
 
 run: $(STAMP)
 	$(BIN)/agentd run -c $(CONF)
@@ -83,8 +83,27 @@ stack-down:
 soak: $(STAMP) stack-up
 	AGENTD_SOAK=1 $(BIN)/python -m pytest -q -s tests/system/test_daemon.py $(PYTEST_ARGS)
 
-bench: $(STAMP) stack-up
+bench: $(STAMP) stack-up bench-deps
 	$(BIN)/python benchmarks/run.py
+
+# The peers the benchmarks measure against: syslog-ng for benchmarks/ship_peer.py. Its
+# package would start a system syslog-ng that takes /dev/log and the journal's syslog
+# socket: a policy-rc.d that refuses every start covers the install (removed after, if
+# it is ours), and on a systemd host the unit is disabled and stopped. apt runs under
+# flock because other jobs on a shared machine may run apt at the same time.
+BENCH_PACKAGES := syslog-ng-core syslog-ng-mod-http
+bench-deps:
+	@missing=$$(for p in $(BENCH_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; ours=; \
+		if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; \
+			chmod 755 /usr/sbin/policy-rc.d; ours=1; fi; \
+		flock /tmp/agentd-apt.lock sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $$missing"; rc=$$?; \
+		if [ -n "$$ours" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+		if [ -d /run/systemd/system ]; then systemctl disable --now syslog-ng.service >/dev/null 2>&1 || true; fi; \
+		exit $$rc; \
+	fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -72,6 +72,7 @@ BENCHES = [
     Bench("fork_exit", "fork_exit_rules.py", 600, "cost of fork/exit audit rules: workload, log bytes, agent CPU"),
     Bench("snapshots", "snapshots_bench.py", 900, "snapshots collector: one snapshot of 500 processes and 1,000 "
           "sockets, the collector at its default interval, memory under churn"),
+    Bench("ship_peer", "ship_peer.py", 900, "the capture from an audit log to the test HEC: agentd run vs syslog-ng"),
 ]
 
 
