@@ -155,19 +155,25 @@ def audit_lost() -> Optional[int]:
 
 
 class Agent:
-    def __init__(self, workdir: str, agent_extra: Sequence[str] = ()):
+    """`agentd run` on a temporary config following the real audit.log from its end. By default
+    it ships to a file (`out`); `sections` replaces that with other config sections (shippers,
+    [detections], collectors: benchmarks/live_cost.py)."""
+
+    def __init__(self, workdir: str, agent_extra: Sequence[str] = (), sections: Optional[str] = None):
         self.dir = workdir
         self.state = os.path.join(workdir, "state")
         self.out = os.path.join(workdir, "out", "events.jsonl")
         self.conf = os.path.join(workdir, "agentd.conf")
         self.log = os.path.join(workdir, "agentd.log")
         os.makedirs(os.path.dirname(self.out), exist_ok=True)
+        if sections is None:
+            sections = f"[shipper:file]\ntype = file\npath = {self.out}\nmax_bytes = 4GiB\n"
         with open(self.conf, "w") as f:
             extra = "".join(f"{kv.partition('=')[0].strip()} = {kv.partition('=')[2].strip()}\n"
                             for kv in agent_extra)
             f.write(f"[agent]\nstate_dir = {self.state}\nlog_level = info\n{extra}\n"
                     f"[collector:auditd]\ntype = auditd\nlog_file = {AUDIT_LOG}\nstart_at = end\n\n"
-                    f"[shipper:file]\ntype = file\npath = {self.out}\nmax_bytes = 4GiB\n")
+                    f"{sections}")
         self.proc: Optional[subprocess.Popen] = None
 
     def start(self, timeout: float = 30.0) -> None:

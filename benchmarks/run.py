@@ -69,6 +69,10 @@ BENCHES = [
     Bench("detections", "detections_replay.py", 1200,
           "whole-process replay throughput with detections off / built-in / built-in + SigmaHQ"),
     Bench("agent_rss", "agent_rss.py", 420, "agentd RSS and CPU vs auditd under live ssh load"),
+    Bench("live_cost", "live_cost.py", 900, "everything on, HEC shipper: agent CPU vs auditd's, RSS, lag and "
+          "HEC latency at 1,000 and 5,000 execs/s in SSH sessions"),
+    Bench("catchup", "catchup.py", 2400, "spool drain rate after a 10-minute HEC outage at 1,000 execs/s, "
+          "against the live rate"),
     Bench("fork_exit", "fork_exit_rules.py", 600, "cost of fork/exit audit rules: workload, log bytes, agent CPU"),
     Bench("snapshots", "snapshots_bench.py", 900, "snapshots collector: one snapshot of 500 processes and 1,000 "
           "sockets, the collector at its default interval, memory under churn"),
