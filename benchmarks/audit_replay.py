@@ -1,101 +1,259 @@
-"""Time our audit pipeline against ``ausearch -i`` on the same real capture.
+"""Issue 18, target 1: the whole `agentd replay` process against ``ausearch`` on one capture.
 
-    .venv/bin/python benchmarks/audit_replay.py [capture.log.xz] [--profile]
+    .venv/bin/python benchmarks/audit_replay.py [--capture FILE] [--runs 5] [--no-sigma]
+    .venv/bin/python benchmarks/audit_replay.py --stages [--runs 5]     # collector path, µs/event
+    .venv/bin/python benchmarks/audit_replay.py --profile [DIR]         # cProfile of one replay
 
-(a) parse + reassemble + normalize + orjson-serialize every event, pure, one process;
-(b) ``ausearch -i -if FILE > /dev/null`` (the audit project's interpreting reader).
-Prints records/s for both and the ratio (ours / ausearch; >= 1 means we are not slower).
+The capture (default ``data/exec_storm.log.xz``) is decompressed once into a temporary file;
+every side reads that same file, each as a whole process:
+
+* ``agentd``: ``python -m agent.app.cli replay --audit-log FILE -o OUT``, no config: the
+  defaults, redaction and the built-in detections on;
+* ``agentd+sigma``: the same with a config holding ``[detections] sigma_dirs = rules/sigma``
+  (the shipped SigmaHQ set on top of the built-in rules);
+* ``ausearch -i``: ``ausearch -i -if FILE`` (the audit project's interpreting reader);
+* ``ausearch csv``: ``ausearch --format csv -if FILE``.
+
+After one uncounted warm-up run each, the sides run in rounds, each round in a rotated order
+(so that a slow spell of the shared machine hits every side alike). For each side it prints
+the median wall time, the median CPU time (user+sys of the child) and the least CPU time, and
+the ratios of the agentd sides to both ausearch sides (ratio <= 1 is issue 18's target), then
+one ``BENCH-RESULT {json}`` line with the same figures and the rows of `make bench`'s table.
+
+``--stages`` times the collector path in this process, one stage added at a time over the
+same lines (read+split, + parse, + reassemble, + normalize, + JSON), least of ``--runs``
+each; the differences are each stage's cost, printed in µs per event and per record.
+
+Exit status: 0 measured, 1 a run failed, 2 ausearch is not installed.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import lzma
 import os
 import pstats
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from agent.base.events import HostInfo, dumps  # noqa: E402
-from collectors.auditd.normalize import Normalizer  # noqa: E402
-from collectors.auditd.parse import ParseError, parse_line  # noqa: E402
-from collectors.auditd.reassemble import Gap, Reassembler  # noqa: E402
-
-DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "exec_storm.log.xz")
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+DEFAULT_CAPTURE = os.path.join(HERE, "data", "exec_storm.log.xz")
+SIGMA_CONF = ("[agent]\nstate_dir = {tmp}/state\n[collector:a]\ntype = auditd\n"
+              "[shipper:f]\ntype = file\npath = {tmp}/unused\n"
+              "[detections]\nenabled = true\nsigma_dirs = " + os.path.join(REPO, "rules", "sigma") + "\n")
 
 
-def pipeline(path: str) -> tuple:
-    """Returns (records, events, bytes of JSON)."""
+def _decompress(capture: str, tmp: str) -> str:
+    path = os.path.join(tmp, "audit.log")
+    opener = lzma.open if capture.endswith(".xz") else open
+    with opener(capture, "rb") as src, open(path, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    return path
+
+
+def _sides(log: str, tmp: str, sigma: bool) -> dict:
+    """name -> argv; every side reads ``log`` and writes where it costs the least it can."""
+    agentd = [sys.executable, "-m", "agent.app.cli", "replay", "--audit-log", log, "-o", os.path.join(tmp, "out.jsonl")]
+    ausearch = shutil.which("ausearch") or "/usr/sbin/ausearch"
+    sides = {"agentd": agentd}
+    if sigma:
+        conf = os.path.join(tmp, "sigma.conf")
+        with open(conf, "w") as f:
+            f.write(SIGMA_CONF.format(tmp=tmp))
+        sides["agentd+sigma"] = agentd[:4] + ["-c", conf] + agentd[4:-1] + [os.path.join(tmp, "out-sigma.jsonl")]
+    sides["ausearch -i"] = [ausearch, "-i", "-if", log]
+    sides["ausearch csv"] = [ausearch, "--format", "csv", "-if", log]
+    return sides
+
+
+def _one(argv: list) -> tuple:
+    """(wall seconds, CPU seconds) of one whole process; its stdout goes to /dev/null."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    p = subprocess.run(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # ausearch exits 1 when it finds nothing (not the case here); anything else is a failure.
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])} exited {p.returncode}: {p.stderr.decode(errors='replace')[-2000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def measure(log: str, tmp: str, runs: int, sigma: bool) -> dict:
+    sides = _sides(log, tmp, sigma)
+    names = list(sides)
+    for name in names:  # warm-up: byte-compiles, fills the page cache
+        _one(sides[name])
+    times: dict = {n: [] for n in names}
+    for i in range(runs):
+        k = i % len(names)
+        for name in names[k:] + names[:k]:
+            times[name].append(_one(sides[name]))
+    return times
+
+
+def _summary(times: dict) -> dict:
+    out = {}
+    for name, ts in times.items():
+        out[name] = {"wall_s": round(statistics.median(w for w, _ in ts), 3),
+                     "cpu_s": round(statistics.median(c for _, c in ts), 3),
+                     "cpu_min_s": round(min(c for _, c in ts), 3),
+                     "walls": [round(w, 3) for w, _ in ts], "cpus": [round(c, 3) for _, c in ts]}
+    return out
+
+
+def _ratio(a: float, b: float):
+    return round(a / b, 2) if b else None
+
+
+def report(capture: str, records: int, events: int, runs: int, s: dict) -> dict:
+    print(f"capture {capture}: {records} records, {events} agentd events; {runs} runs each, rotated order")
+    for name, f in s.items():
+        print(f"{name:>13}: median wall {f['wall_s']:.3f} s, median CPU {f['cpu_s']:.3f} s "
+              f"(least {f['cpu_min_s']:.3f})  [walls: {' '.join(map(str, f['walls']))}]")
+    res: dict = {"records": records, "events": events, "runs": runs, "sides": s, "table": []}
+    for ours in (n for n in s if n.startswith("agentd")):
+        for peer in ("ausearch -i", "ausearch csv"):
+            key = f"{ours} / {peer}"
+            wall_r = _ratio(s[ours]["wall_s"], s[peer]["wall_s"])
+            cpu_r = _ratio(s[ours]["cpu_min_s"], s[peer]["cpu_min_s"])
+            res[key] = {"wall_ratio": wall_r, "cpu_min_ratio": cpu_r}
+            print(f"{key:>28}: wall ratio {wall_r}, least-CPU ratio {cpu_r}  (target: <= 1)")
+            what = "built-in rules" if ours == "agentd" else "built-in + SigmaHQ rules"
+            res["table"].append({
+                "figure": f"1 replay: {ours} vs {peer}", "value": s[ours]["wall_s"], "unit": "s",
+                "baseline": s[peer]["wall_s"], "baseline_name": peer, "target": "ratio <= 1",
+                "note": f"{ours}: redaction + {what}; median wall of {runs}, least CPU {s[ours]['cpu_min_s']} s "
+                        f"vs {s[peer]['cpu_min_s']} s ({records} records, {events} events)",
+            })
+    return res
+
+
+# -- the collector path, stage by stage, in this process ---------------------------------
+
+def collector_stages(log: str, upto: int) -> tuple:
+    """Run the collector path over ``log`` up to stage ``upto`` (1 read+split, 2 parse,
+    3 reassemble, 4 normalize, 5 JSON): (seconds, records, events)."""
+    sys.path.insert(0, REPO)
+    from agent.base.events import HostInfo, dumps
+    from collectors.auditd.normalize import Normalizer
+    from collectors.auditd.parse import ParseError, parse_line
+    from collectors.auditd.reassemble import Gap, Reassembler
+    from collectors.auditd.tail import LogFollower
+
     reasm = Reassembler()
     norm = Normalizer(HostInfo("bench", "bench-id"), keep_original=False, resolve_ids=True)
-    records = events = out = 0
-    with open(path, "rb") as f:
-        data = f.read()
-    offset = 0
+    records = events = 0
+    t = time.process_time()
+    follower = LogFollower(log, start_at="beginning", follow=False)
+    items: list = []
+    while True:
+        n = 0
+        for line, off in follower.lines():
+            n += 1
+            if upto < 2:
+                continue
+            try:
+                rec = parse_line(line, off)
+            except ParseError:
+                continue
+            records += 1
+            if upto >= 3:
+                items += reasm.push(rec)
+        if upto >= 4:
+            items += reasm.flush() if n == 0 else []
+            for it in items:
+                docs = [norm.gap(it)] if isinstance(it, Gap) else norm.normalize(it)
+                for d in docs:
+                    events += 1
+                    if upto >= 5:
+                        dumps(d)
+            items = []
+        if n == 0:
+            break
+    follower.close()
+    return time.process_time() - t, records, events
 
-    def emit(items: list) -> None:
-        nonlocal events, out
-        for it in items:
-            docs = [norm.gap(it)] if isinstance(it, Gap) else norm.normalize(it)
-            for d in docs:
-                out += len(dumps(d))
-                events += 1
 
-    for line in data.split(b"\n"):
-        if not line:
-            offset += 1
-            continue
-        try:
-            rec = parse_line(line, offset)
-        except ParseError:
-            offset += len(line) + 1
-            continue
-        offset += len(line) + 1
-        records += 1
-        items = reasm.push(rec)
-        if items:
-            emit(items)
-    emit(reasm.flush())
-    return records, events, out
+STAGES = ("read+split lines", "parse_line", "reassemble", "normalize", "JSON (orjson)")
+
+
+def stages(log: str, runs: int) -> dict:
+    """Least process time of each cumulative run; per stage µs/event and µs/record."""
+    best = [float("inf")] * len(STAGES)
+    records = events = 0
+    for _ in range(runs):
+        for i in range(len(STAGES)):
+            secs, r, e = collector_stages(log, i + 1)
+            best[i] = min(best[i], secs)
+            records, events = max(records, r), max(events, e)
+    out: dict = {"records": records, "events": events, "total_s": round(best[-1], 3), "stages": {}}
+    print(f"collector path, least of {runs}: {records} records, {events} events, {best[-1]:.3f} s CPU")
+    prev = 0.0
+    for name, cum in zip(STAGES, best, strict=True):
+        d = max(cum - prev, 0.0)
+        prev = cum
+        out["stages"][name] = {"s": round(d, 3), "us_per_event": round(d / events * 1e6, 1),
+                               "us_per_record": round(d / records * 1e6, 2)}
+        print(f"  {name:<18} {d:6.3f} s  {d / events * 1e6:7.1f} µs/event  {d / records * 1e6:6.2f} µs/record")
+    print(f"  {'total':<18} {best[-1]:6.3f} s  {best[-1] / events * 1e6:7.1f} µs/event")
+    return out
+
+
+def profile(log: str, tmp: str, out_dir: str) -> None:
+    """cProfile of one default replay in this process (times inflated by the profiler)."""
+    sys.path.insert(0, REPO)
+    from agent.app.cli import main as cli_main
+
+    os.makedirs(out_dir, exist_ok=True)
+    prof = os.path.join(out_dir, "replay.prof")
+    argv = ["replay", "--audit-log", log, "-o", os.path.join(tmp, "out.jsonl")]
+    cProfile.runctx("cli_main(argv)", {"cli_main": cli_main, "argv": argv}, {}, prof)
+    st = pstats.Stats(prof)
+    st.sort_stats("tottime").print_stats(30)
+    print(f"profile kept in {prof} (py-spy/snakeviz can read it)")
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("capture", nargs="?", default=DEFAULT)
-    ap.add_argument("--profile", action="store_true")
-    ap.add_argument("--repeat", type=int, default=3, help="best of N runs for each side")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--capture", default=DEFAULT_CAPTURE, help="audit log, .xz allowed")
+    ap.add_argument("--runs", type=int, default=5, help="counted runs of each side (median reported)")
+    ap.add_argument("--no-sigma", action="store_true", help="skip the agentd run with the SigmaHQ set")
+    ap.add_argument("--stages", action="store_true", help="collector path stage by stage, in process")
+    ap.add_argument("--profile", nargs="?", const=os.path.join(HERE, "out"), metavar="DIR",
+                    help="cProfile one default replay (kept in DIR, default benchmarks/out)")
     a = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "audit.log")
-        opener = lzma.open if a.capture.endswith(".xz") else open
-        with opener(a.capture, "rb") as src, open(path, "wb") as dst:
-            shutil.copyfileobj(src, dst)
+    with tempfile.TemporaryDirectory(prefix="audit_replay-") as tmp:
+        log = _decompress(a.capture, tmp)
+        if a.stages:
+            res = stages(log, a.runs)
+            print("BENCH-RESULT " + json.dumps({"collector_stages": res}, sort_keys=True))
+            return 0
         if a.profile:
-            cProfile.runctx("pipeline(path)", globals(), {"path": path}, os.path.join(tmp, "prof"))
-            pstats.Stats(os.path.join(tmp, "prof")).sort_stats("tottime").print_stats(25)
-        ours = []
-        for _ in range(a.repeat):
-            t = time.perf_counter()
-            records, events, nbytes = pipeline(path)
-            ours.append(time.perf_counter() - t)
-        theirs = []
-        ausearch = shutil.which("ausearch") or "/usr/sbin/ausearch"
-        for _ in range(a.repeat):
-            t = time.perf_counter()
-            p = subprocess.run([ausearch, "-i", "-if", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            theirs.append(time.perf_counter() - t)
-        ours_rate = records / min(ours)
-        theirs_rate = records / min(theirs)
-        print(f"capture: {a.capture}: {records} records -> {events} events, {nbytes} bytes of JSON")
-        print(f"agentd  parse+reassemble+normalize+json: {min(ours):.3f} s  {ours_rate:,.0f} records/s")
-        print(f"ausearch -i (exit {p.returncode}):            {min(theirs):.3f} s  {theirs_rate:,.0f} records/s")
-        print(f"ratio agentd/ausearch: {ours_rate / theirs_rate:.2f}")
+            profile(log, tmp, a.profile)
+            return 0
+        if not (shutil.which("ausearch") or os.path.exists("/usr/sbin/ausearch")):
+            print("ausearch is not installed (Debian: auditd)", file=sys.stderr)
+            return 2
+        try:
+            times = measure(log, tmp, a.runs, not a.no_sigma)
+        except RuntimeError as e:
+            print(f"failed: {e}", file=sys.stderr)
+            return 1
+        with open(log, "rb") as f:
+            records = sum(1 for line in f if line.strip())
+        with open(os.path.join(tmp, "out.jsonl"), "rb") as f:
+            events = sum(1 for _ in f)
+        res = report(a.capture, records, events, a.runs, _summary(times))
+    print("BENCH-RESULT " + json.dumps(res, sort_keys=True))
     return 0
 
 
