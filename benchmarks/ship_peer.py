@@ -258,6 +258,22 @@ def summarize(runs: List[dict]) -> dict:
             "rss_peak_mb": max(r["rss_peak_mb"] for r in runs), "events": runs[-1]["events"]}
 
 
+def table(out: dict) -> List[dict]:
+    """Rows for `make bench`'s table (benchmarks/README.md, "The table")."""
+    peer = "syslog_ng_seconds" in out
+    base = (lambda k: out[f"syslog_ng_{k}"]) if peer else (lambda k: None)
+    note = (f"{out['records']} audit records from a file to the test HEC; agentd {out['agentd_events']} ECS events "
+            f"(gzip), syslog-ng one event per record (no gzip in 3.38); medians of {out['runs']} alternated runs")
+    return [
+        {"figure": "3 ship: delivery time", "value": out["agentd_seconds"], "unit": "s", "baseline": base("seconds"),
+         "baseline_name": "syslog-ng", "target": "ratio <= 0.6", "note": note},
+        {"figure": "3 ship: CPU", "value": out["agentd_cpu"], "unit": "s", "baseline": base("cpu"),
+         "baseline_name": "syslog-ng"},
+        {"figure": "3 ship: peak RSS", "value": out["agentd_rss_peak_mb"], "unit": "MB",
+         "baseline": base("rss_peak_mb"), "baseline_name": "syslog-ng", "target": "value <= 50"},
+    ]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
@@ -297,7 +313,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         siem.close()
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    out: dict = {"records": records}
+    out: dict = {"records": records, "runs": a.runs}
     for tool, runs in res.items():
         if not runs:
             continue
@@ -316,6 +332,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         out["target_rss_mb"] = 50
         print(f"agentd/syslog-ng: time {out['ratio_seconds']:.2f} (target <= 0.6), CPU {out['ratio_cpu']:.2f}; "
               f"agentd peak RSS {out['agentd_rss_peak_mb']:.1f} MB (target <= 50)")
+    out["table"] = table(out)
     print("BENCH-RESULT " + json.dumps(out, sort_keys=True), flush=True)
     return 0
 

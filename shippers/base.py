@@ -53,7 +53,12 @@ class SendResult:
 
 
 class Shipper(Component):
-    def send(self, events: list) -> SendResult:
+    # True when send() takes ``raw``: each event's JSON exactly as the spool holds it
+    # (compact, sorted keys), in the same order as ``events``. A shipper that puts
+    # those bytes on the wire does not serialize every event a second time.
+    takes_raw = False
+
+    def send(self, events: list, raw: Optional[list] = None) -> SendResult:
         """Deliver ``events`` (ECS dicts, in spool order)."""
         raise NotImplementedError
 

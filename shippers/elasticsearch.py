@@ -76,6 +76,7 @@ class ElasticsearchShipper(Shipper):
     type_name = "elasticsearch"
     description = "send events to Elasticsearch data streams with the _bulk API"
     logs_conditions = True  # the worker leaves the ERROR lines of send() to us
+    takes_raw = True
     options = {
         "url": Option("url", None, "Elasticsearch URL, e.g. https://es.example.com:9200", required=True),
         "username": Option("str", "", "basic-auth user; empty = no basic auth"),
@@ -131,19 +132,20 @@ class ElasticsearchShipper(Shipper):
                 self._names[ds] = name
         return name
 
-    def encode(self, doc: dict) -> bytes:
+    def encode(self, doc: dict, raw: Optional[bytes] = None) -> bytes:
+        """The _bulk action and source lines; ``raw`` is ``doc`` already serialized."""
         meta: dict = {"_index": self.index_for(doc)}
         eid = get_path(doc, "event.id")
         if isinstance(eid, str) and eid:
             meta["_id"] = eid
-        return b"".join((orjson.dumps({"create": meta}), b"\n",
-                         orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS), b"\n"))
+        source = raw if raw is not None else orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
+        return b"".join((orjson.dumps({"create": meta}), b"\n", source, b"\n"))
 
-    def send(self, events: list) -> SendResult:
+    def send(self, events: list, raw: Optional[list] = None) -> SendResult:
         out = SendResult()
         if not events:
             return out
-        lines = [self.encode(e) for e in events]
+        lines = [self.encode(e, raw[i] if raw is not None else None) for i, e in enumerate(events)]
         groups = chunks([len(x) for x in lines], self.conf.get("batch_max_events") or 1000,
                         self.conf.get("batch_max_bytes") or 5 * 1024 * 1024)
         for g, idxs in enumerate(groups):

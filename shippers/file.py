@@ -7,6 +7,7 @@ sink for forwarders that already tail files (Filebeat, the Splunk UF).
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 from agent.base.events import dumps
 from agent.base.options import Option
@@ -16,6 +17,7 @@ from shippers.base import SendResult, Shipper
 class FileShipper(Shipper):
     type_name = "file"
     description = "append events as JSON lines to a local file"
+    takes_raw = True
     options = {
         "path": Option("path", "/var/log/agentd/events.jsonl", "file the events are appended to"),
         "max_bytes": Option("size", "100MiB", "rotate when the file would grow past this size", minimum=1024),
@@ -51,8 +53,9 @@ class FileShipper(Shipper):
             os.replace(self.path, f"{self.path}.1")
         self._open()
 
-    def send(self, events: list) -> SendResult:
-        data = b"".join(dumps(e) + b"\n" for e in events)
+    def send(self, events: list, raw: Optional[list] = None) -> SendResult:
+        # The spool's bytes are already this file's format (events.dumps): written as they are.
+        data = b"".join(x + b"\n" for x in raw) if raw is not None else b"".join(dumps(e) + b"\n" for e in events)
         try:
             self._open()
             self._rotate_if_needed(len(data))

@@ -100,17 +100,20 @@ class ShipperWorker(threading.Thread):
             self.stats["batches"] += 1
 
     def _deliver(self, rows: list) -> bool:
-        pending = [(seq, loads(body)) for seq, body in rows]
+        pending = [(seq, loads(body), body) for seq, body in rows]
         if self.wants is not None:
             pending = [p for p in pending if self.wants(p[1])]
+        takes_raw = getattr(self.shipper, "takes_raw", False)
         attempt = 0
         while pending:
             if self.stop_event.is_set():
                 return False
-            result = self.shipper.send([doc for _, doc in pending])
+            docs = [p[1] for p in pending]
+            result = (self.shipper.send(docs, raw=[p[2] for p in pending]) if takes_raw
+                      else self.shipper.send(docs))
             done = set(result.delivered)
             for i, reason in result.rejected:
-                seq, doc = pending[i]
+                seq, doc, _ = pending[i]
                 done.add(i)
                 self.dead_letter.write(reason, doc, {"shipper": self.shipper_name, "seq": seq})
                 log.warning("shipper:%s rejected event %s: %s", self.shipper_name,

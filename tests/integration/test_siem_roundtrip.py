@@ -132,8 +132,8 @@ def test_hec_response_lost_after_store_duplicates_only_that_batch(siem):
 
 def test_hec_bad_event_in_a_batch_is_rejected_with_the_server_text(siem):
     class Poisoning(SplunkHecShipper):
-        def encode(self, doc):
-            return b'{"event": ""}' if doc["event"]["id"] == "ev42" else super().encode(doc)
+        def encode(self, doc, raw=None):
+            return b'{"event": ""}' if doc["event"]["id"] == "ev42" else super().encode(doc, raw)
     conf = hec(siem).conf
     rejected, _ = pump(Poisoning("hec", conf), events(100))
     assert rejected == [("ev42", "HEC 400 code 13: Event field cannot be blank")]
