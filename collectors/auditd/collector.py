@@ -114,6 +114,7 @@ class AuditdCollector(Collector):
         from collectors.auditd.parse import ParseError, parse_line
 
         reasm, norm = self._new_state()
+        push = reasm.push
         batch_max = int(self.context.agent.get("batch_max_events", 500))
         max_line = self.conf["max_line_bytes"]
         timeout = self.conf["event_timeout"]
@@ -133,9 +134,11 @@ class AuditdCollector(Collector):
                 except ParseError as e:
                     self._reject(line, off, str(e))
                     continue
-                events += self._items_to_events(reasm.push(rec), norm)
-                if len(events) >= batch_max:
-                    break
+                items = push(rec)
+                if items:  # most records complete nothing: no call for them
+                    events += self._items_to_events(items, norm)
+                    if len(events) >= batch_max:
+                        break
             self.stats["lines"] += n
             events += self._loss_events(follower)
             if n:
