@@ -85,7 +85,7 @@ class Redactor:
 
     def redact_args(self, args: list) -> tuple:
         """(masked argument list, whether anything was masked)."""
-        if not self.enabled:
+        if not self.enabled or (not self._extra and self.rules.argv_clean(args)):
             return args, False
         new = list(args)
         for i, v in self.rules.mask_argv(new).items():
@@ -114,14 +114,18 @@ class Redactor:
                         proc.get("group_leader")):
                 if not isinstance(obj, dict):
                     continue
-                if isinstance(obj.get("args"), list):
-                    obj["args"], c = self.redact_args(obj["args"])
+                args = obj.get("args")
+                if isinstance(args, list):
+                    obj["args"], c = self.redact_args(args)
                     changed |= c
-                for key in ("command_line", "title"):
-                    changed |= self._field(obj, key)
+                if "command_line" in obj:
+                    changed |= self._field(obj, "command_line")
+                if "title" in obj:
+                    changed |= self._field(obj, "title")
             if isinstance(proc.get("io"), dict):  # terminal output (tlog recordings)
                 changed |= self._field(proc["io"], "text")
-        changed |= self._field(doc, "message")
+        if "message" in doc:
+            changed |= self._field(doc, "message")
         data = (doc.get("auditd") or {}).get("data")
         if isinstance(data, dict):
             for key in list(data):
@@ -144,10 +148,13 @@ class Redactor:
 
     def _field(self, obj: dict, key: str) -> bool:
         v = obj.get(key)
-        if not isinstance(v, str):
+        if not isinstance(v, str) or not v:
             return False
-        obj[key], c = self.redact_text(v)
-        return c
+        new = self._text(v)
+        if new == v:
+            return False
+        obj[key] = new
+        return True
 
     # --- keystrokes
     def _prompts(self, line: str) -> bool:

@@ -62,6 +62,10 @@ class Rules:
         self.is_secret_name = self.names.is_secret_name
         self.tools_for = lru_cache(maxsize=4096)(self._tools_for)
         self._has_rules = lru_cache(maxsize=8192)(self._word_has_rules)
+        # every gate substring of the text rules and the secret names in one search: a text with
+        # none of them (nearly every command line) needs only the command pass's word test
+        gates = {g for gs, _ in self.text_rules for g in gs} | set(self.gates)
+        self._any_gate = re.compile(_any_of(gates)).search
 
     def _tools_for(self, word: str) -> tuple:
         if "=" in word:
@@ -86,9 +90,31 @@ class Rules:
             return False
         return any(g in low for g in self.gates) or any(self._has_rules(w) for w in s.split())
 
+    def argv_clean(self, argv: list) -> bool:
+        """True when neither pass can mask anything in ``argv`` (mask_argv gives nothing and
+        mask_text leaves every argument as it is): no gate substring in any argument (so no text
+        rule, secret name or secret option), no argument that is a tool's program, and no word
+        of an argument with rules of its own. One check instead of the walk, for the ~all clean
+        command lines; a secret name always holds a gate (tests/unit/test_redact.py checks it)."""
+        if not all(isinstance(a, str) for a in argv):
+            return False
+        if self._any_gate("\0".join(argv).lower()) is not None:
+            return False
+        tools_for, has_rules = self.tools_for, self._has_rules
+        for a in argv:
+            if tools_for(a):
+                return False
+            if (" " in a or "\t" in a or "\n" in a) and any(has_rules(w) for w in a.split()):
+                return False
+        return True
+
     # --- text ---------------------------------------------------------------------------------
     def mask_text(self, s: str, depth: int = 0) -> str:
         low = s.lower()
+        if self._any_gate(low) is None:
+            if (" " in s or "\t" in s or "\n" in s) and any(self._has_rules(w) for w in s.split()):
+                return self._mask_commands(s, depth)
+            return s
         if self._needs_commands(s, low):
             s = self._mask_commands(s, depth)
         for gates, rx in self.text_rules:
@@ -391,6 +417,26 @@ class Rules:
             if t.stdin and any(f == "" or f in argv for f in t.stdin):
                 return t.stdin_sep
         return None
+
+
+def _any_of(words: Iterable[str]) -> str:
+    """A regex that finds any of ``words``, factored by common prefixes (``p(?:ass|in|w)``): re
+    tries the alternatives of a flat ``pass|pin|pw`` one by one at every position, a prefix tree
+    only the branch of the character at hand. A word that is a prefix of another stands alone."""
+    tree: dict = {}
+    for w in words:
+        node = tree
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict) -> str:
+        if "" in node:
+            return ""
+        alts = [re.escape(ch) + emit(sub) for ch, sub in sorted(node.items())]
+        return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+    return emit(tree) if tree else "(?!)"
 
 
 @lru_cache(maxsize=256)

@@ -106,3 +106,37 @@ def test_rules_can_be_disabled_and_names_added():
     assert corp.redact_text("CORP_CRED=abc123 ./deploy")[0] == "CORP_CRED=******** ./deploy"
     assert corp.redact_text("curl -H 'X-Corp-Auth: abc' https://h")[0] == "curl -H 'X-Corp-Auth: ********' https://h"
     assert corp.redact_text("deploy --corp-cred abc123")[0] == "deploy --corp-cred ********"
+
+
+def _argvs():
+    for line in CLEAN + [_plain(x) for x in SECRETS]:
+        argv = _argv(line)
+        yield from ([argv] if argv else [])
+        yield ["bash", "-c", line]          # a whole line as one argument
+        yield ["/usr/bin/env", line]
+
+
+def test_quick_clean_check_agrees_with_the_full_walk():
+    """Rules.argv_clean lets an argument vector skip both passes: it may say "clean" only when
+    the passes would change nothing, and it must not wave through the corpus's secrets."""
+    rules = R.rules
+    passed = 0
+    for argv in _argvs():
+        if rules.argv_clean(argv):
+            passed += 1
+            assert rules.mask_argv(argv) == {} and all(rules.mask_text(a) == a for a in argv), argv
+    assert passed > 20, "the quick check never applies: it saves nothing"
+    for line in COMMAND_SECRETS:
+        argv = _argv(_plain(line))
+        assert argv is None or not rules.argv_clean(argv), line
+
+
+def test_every_secret_name_holds_a_gate():
+    """The quick checks skip the secret-name rules of a text without any gate substring: that is
+    right only while every name the rules call secret contains a gate."""
+    from agent.pipeline import redact_rules as rules
+
+    gates = R.rules.gates
+    words = [*rules.SECRET_NAMES, *rules.SECRET_NAME_PREFIXES, *rules.SECRET_SUFFIXES, *rules.SECRET_PARTS,
+             *(p + "key" for p in rules.COMPOUND_KEY_PREFIXES), "passwd"]
+    assert [w for w in words if not any(g in w.lower() for g in gates)] == []
