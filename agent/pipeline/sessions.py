@@ -61,6 +61,10 @@ class SessionTracker:
         self._counted = False  # only counters moved: saved at most every COUNTER_SAVE s
         self._saved_at = 0.0
         self._clock = 0.0  # the newest source event time seen: what expiry counts in
+        # the last @timestamp parsed and the last session start formatted: the events of a burst
+        # share their stamp, and one login's events their start (each was parsed per use before)
+        self._stamp: tuple = (None, None)
+        self._start_text: tuple = (None, "")
         self._load()
 
     # -- persistence ---------------------------------------------------------
@@ -304,25 +308,40 @@ class SessionTracker:
     def _tick(self, doc: dict) -> None:
         """Move the stream's clock: the newest event time seen, never past the wall
         clock (one bogus future stamp must not expire every session at once)."""
-        ts = parse_rfc3339(doc.get("@timestamp"))
+        ts = self._parse(doc.get("@timestamp"))
         if ts is not None and ts > self._clock:
             self._clock = min(ts, self.now())
 
+    def _parse(self, text) -> Optional[float]:
+        last, ts = self._stamp
+        if text != last or last is None:
+            ts = parse_rfc3339(text)
+            self._stamp = (text, ts)
+        return ts
+
     def _time(self, doc: dict) -> float:
-        ts = parse_rfc3339(doc.get("@timestamp"))
+        ts = self._parse(doc.get("@timestamp"))
         return self.now() if ts is None else ts
 
     def _public(self, s: dict) -> dict:
-        pub: dict = {"id": s["id"], "user": s.get("user")}
+        # a new dict per event (later stages may add to theirs), built without a filtering pass
+        pub: dict = {}
+        if s["id"] is not None:
+            pub["id"] = s["id"]
+        if s.get("user") is not None:
+            pub["user"] = s["user"]
         if s["source"]:
             pub["source"] = dict(s["source"])
         if s["auth"]:
             pub["auth"] = dict(s["auth"])
         if s.get("tty"):
             pub["tty"] = s["tty"]
-        if s.get("start"):
-            pub["start"] = rfc3339(s["start"])
-        return {k: v for k, v in pub.items() if v is not None}
+        start = s.get("start")
+        if start:
+            if self._start_text[0] != start:
+                self._start_text = (start, rfc3339(start))
+            pub["start"] = self._start_text[1]
+        return pub
 
     def _count(self, s: dict, doc: dict) -> None:
         action = doc["event"].get("action")
