@@ -12,7 +12,9 @@ shared; the least is the steadiest figure), after subtracting the timer's own co
 (measured on an empty stage). The collector (read + parse + normalize) and the JSON
 serialization are shown beside the stages for scale.
 
-``--profile redaction`` (a stage's name, see the table) runs cProfile on that stage only.
+``--profile redaction`` (a stage's name, see the table) runs cProfile on that stage only;
+``--without process_tree`` leaves a stage out, to see what it costs the stages after it
+and the serialization (bigger events).
 Prints one ``BENCH-RESULT {json}`` line for benchmarks/run.py.
 """
 
@@ -81,7 +83,7 @@ def _collect(capture: str, agent_conf: dict, ctx) -> tuple:
     return batches, time.process_time() - t
 
 
-def _round(batches: list, agent_conf: dict, ctx, profile: str = "") -> tuple:
+def _round(batches: list, agent_conf: dict, ctx, profile: str = "", without: str = "") -> tuple:
     """({stage: seconds}, events out, seconds serializing) of one pass over fresh copies of the batches."""
     work = [[type(e)(copy.deepcopy(e.doc)) for e in b] for b in batches]
     # the whole capture is in memory here, unlike in a replay that writes batch by batch: keep
@@ -89,6 +91,7 @@ def _round(batches: list, agent_conf: dict, ctx, profile: str = "") -> tuple:
     gc.collect()
     gc.freeze()
     pipe = Pipeline(agent_conf, ctx.host)
+    pipe.stages = [st for st in pipe.stages if NAMES.get(type(st).__name__) != without]
     timers = {}
     prof = cProfile.Profile() if profile else None
     for stage in pipe.stages:
@@ -99,17 +102,18 @@ def _round(batches: list, agent_conf: dict, ctx, profile: str = "") -> tuple:
         timers[name] = stage.apply = _Timed(fn)
     out = 0
     ser = 0.0
+    size = 0
     for b in work:
         evs = pipe.apply(b)
         t = time.thread_time()
         for e in evs:
-            e.to_json()
+            size += len(e.to_json())
         ser += time.thread_time() - t
         out += len(evs)
     gc.unfreeze()
     if prof is not None:
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
-    return {n: (t.seconds, t.calls) for n, t in timers.items()}, out, ser
+    return {n: (t.seconds, t.calls) for n, t in timers.items()}, out, ser, size
 
 
 def _profiled(prof, fn):
@@ -127,6 +131,7 @@ def main(argv=None) -> int:
     ap.add_argument("--capture", default=DEFAULT_CAPTURE, help="audit log, .xz allowed")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--profile", default="", help="cProfile this stage (e.g. redaction, sessions)")
+    ap.add_argument("--without", default="", help="leave this stage out (what it costs the others and JSON)")
     a = ap.parse_args(argv)
     agent_conf = {k: o.default_value() for k, o in AGENT_OPTIONS.items()}
     ctx = RunContext(agent_conf)
@@ -143,7 +148,7 @@ def main(argv=None) -> int:
     out = 0
     ser_best = float("inf")
     for i in range(max(1, a.rounds)):
-        stages, out, ser = _round(batches, agent_conf, ctx, a.profile if i == 0 else "")
+        stages, out, ser, size = _round(batches, agent_conf, ctx, a.profile if i == 0 else "", a.without)
         ser_best = min(ser_best, ser)
         for name, (sec, calls) in stages.items():
             net = max(0.0, sec - calls * overhead)
@@ -157,9 +162,10 @@ def main(argv=None) -> int:
         print(f"{n:<14} {v:9.1f} {best[n]:8.3f}")
     total = sum(best.values())
     print(f"{'all stages':<14} {total / events * 1e6:9.1f} {total:8.3f}")
-    print(f"{'(to_json)':<14} {ser_best / events * 1e6:9.1f} {ser_best:8.3f}   serialization, for scale")
+    print(f"{'(to_json)':<14} {ser_best / events * 1e6:9.1f} {ser_best:8.3f}   serialization, for scale "
+          f"({size / out:,.0f} bytes/event)")
     res = {"events": events, "events_out": out, "collector_us": round(collect_s / events * 1e6, 2),
-           "to_json_us": round(ser_best / events * 1e6, 2), "stages_us": round(total / events * 1e6, 2)}
+           "to_json_us": round(ser_best / events * 1e6, 2), "bytes_per_event": round(size / out), "stages_us": round(total / events * 1e6, 2)}
     res.update({f"{n}_us": round(v, 2) for n, v in us.items()})
     print("BENCH-RESULT " + json.dumps(res, sort_keys=True))
     return 0
