@@ -59,18 +59,24 @@ def _decompress(capture: str, tmp: str) -> str:
     return path
 
 
-def _sides(log: str, tmp: str, sigma: bool) -> dict:
-    """name -> argv; every side reads ``log`` and writes where it costs the least it can."""
+def _sides(log: str, tmp: str, sigma: bool, before: str = "") -> dict:
+    """name -> (argv, tree it runs in); every side reads ``log``. ``before``: also the
+    default replay of that git revision, checked out into a temporary worktree."""
     agentd = [sys.executable, "-m", "agent.app.cli", "replay", "--audit-log", log, "-o", os.path.join(tmp, "out.jsonl")]
     ausearch = shutil.which("ausearch") or "/usr/sbin/ausearch"
-    sides = {"agentd": agentd}
+    sides = {"agentd": (agentd, REPO)}
+    if before:
+        tree = os.path.join(tmp, "before")
+        subprocess.run(["git", "-C", REPO, "worktree", "add", "--quiet", "--detach", tree, before], check=True)
+        sides[f"agentd@{before}"] = (agentd[:-1] + [os.path.join(tmp, "out-before.jsonl")], tree)
     if sigma:
         conf = os.path.join(tmp, "sigma.conf")
         with open(conf, "w") as f:
             f.write(SIGMA_CONF.format(tmp=tmp))
-        sides["agentd+sigma"] = agentd[:4] + ["-c", conf] + agentd[4:-1] + [os.path.join(tmp, "out-sigma.jsonl")]
-    sides["ausearch -i"] = [ausearch, "-i", "-if", log]
-    sides["ausearch csv"] = [ausearch, "--format", "csv", "-if", log]
+        sides["agentd+sigma"] = (agentd[:4] + ["-c", conf] + agentd[4:-1] + [os.path.join(tmp, "out-sigma.jsonl")],
+                                 REPO)
+    sides["ausearch -i"] = ([ausearch, "-i", "-if", log], REPO)
+    sides["ausearch csv"] = ([ausearch, "--format", "csv", "-if", log], REPO)
     return sides
 
 
@@ -83,11 +89,13 @@ def _env(tmp: str) -> dict:
     return env
 
 
-def _one(argv: list, env: dict) -> tuple:
+def _one(side: tuple, env: dict) -> tuple:
     """(wall seconds, CPU seconds) of one whole process; its stdout goes to /dev/null."""
+    argv, tree = side
+    env = dict(env, PYTHONPATH=tree)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    p = subprocess.run(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.run(argv, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     # ausearch exits 1 when it finds nothing (not the case here); anything else is a failure.
@@ -96,17 +104,22 @@ def _one(argv: list, env: dict) -> tuple:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def measure(log: str, tmp: str, runs: int, sigma: bool) -> dict:
-    sides = _sides(log, tmp, sigma)
-    names = list(sides)
-    env = _env(tmp)
-    for name in names:  # warm-up: byte-compiles, fills the page cache
-        _one(sides[name], env)
-    times: dict = {n: [] for n in names}
-    for i in range(runs):
-        k = i % len(names)
-        for name in names[k:] + names[:k]:
-            times[name].append(_one(sides[name], env))
+def measure(log: str, tmp: str, runs: int, sigma: bool, before: str = "") -> dict:
+    sides = _sides(log, tmp, sigma, before)
+    try:
+        names = list(sides)
+        env = _env(tmp)
+        for name in names:  # warm-up: byte-compiles, fills the page cache
+            _one(sides[name], env)
+        times: dict = {n: [] for n in names}
+        for i in range(runs):
+            k = i % len(names)
+            for name in names[k:] + names[:k]:
+                times[name].append(_one(sides[name], env))
+    finally:
+        if before:
+            subprocess.run(["git", "-C", REPO, "worktree", "remove", "--force", os.path.join(tmp, "before")],
+                           check=False)
     return times
 
 
@@ -127,7 +140,7 @@ def _ratio(a: float, b: float):
 def report(capture: str, records: int, events: int, runs: int, s: dict) -> dict:
     print(f"capture {capture}: {records} records, {events} agentd events; {runs} runs each, rotated order")
     for name, f in s.items():
-        print(f"{name:>13}: median wall {f['wall_s']:.3f} s, median CPU {f['cpu_s']:.3f} s "
+        print(f"{name:>16}: median wall {f['wall_s']:.3f} s, median CPU {f['cpu_s']:.3f} s "
               f"(least {f['cpu_min_s']:.3f})  [walls: {' '.join(map(str, f['walls']))}]")
     res: dict = {"records": records, "events": events, "runs": runs, "sides": s, "table": []}
     for ours in (n for n in s if n.startswith("agentd")):
@@ -136,7 +149,9 @@ def report(capture: str, records: int, events: int, runs: int, s: dict) -> dict:
             wall_r = _ratio(s[ours]["wall_s"], s[peer]["wall_s"])
             cpu_r = _ratio(s[ours]["cpu_min_s"], s[peer]["cpu_min_s"])
             res[key] = {"wall_ratio": wall_r, "cpu_min_ratio": cpu_r}
-            print(f"{key:>28}: wall ratio {wall_r}, least-CPU ratio {cpu_r}  (target: <= 1)")
+            print(f"{key:>30}: wall ratio {wall_r}, least-CPU ratio {cpu_r}  (target: <= 1)")
+            if "@" in ours:
+                continue  # --before: for the comparison, not a figure of this tree
             what = "built-in rules" if ours == "agentd" else "built-in + SigmaHQ rules"
             res["table"].append({
                 "figure": f"1 replay: {ours} vs {peer}", "value": s[ours]["wall_s"], "unit": "s",
@@ -237,6 +252,8 @@ def main(argv=None) -> int:
     ap.add_argument("--capture", default=DEFAULT_CAPTURE, help="audit log, .xz allowed")
     ap.add_argument("--runs", type=int, default=5, help="counted runs of each side (median reported)")
     ap.add_argument("--no-sigma", action="store_true", help="skip the agentd run with the SigmaHQ set")
+    ap.add_argument("--before", default="", metavar="REV",
+                    help="also the default replay of git revision REV (before/after in one run)")
     ap.add_argument("--stages", action="store_true", help="collector path stage by stage, in process")
     ap.add_argument("--profile", nargs="?", const=os.path.join(HERE, "out"), metavar="DIR",
                     help="cProfile one default replay (kept in DIR, default benchmarks/out)")
@@ -254,7 +271,7 @@ def main(argv=None) -> int:
             print("ausearch is not installed (Debian: auditd)", file=sys.stderr)
             return 2
         try:
-            times = measure(log, tmp, a.runs, not a.no_sigma)
+            times = measure(log, tmp, a.runs, not a.no_sigma, a.before)
         except RuntimeError as e:
             print(f"failed: {e}", file=sys.stderr)
             return 1
