@@ -17,6 +17,7 @@ from typing import Optional
 from agent.base.events import Event, Position
 from agent.base.options import Option
 from collectors.base import Collector, Emit
+from collectors.snapshots.connections import open_bytes
 from collectors.snapshots.proc_events import ProcEvents
 from collectors.snapshots.snapshot import Snapshotter
 
@@ -45,6 +46,8 @@ class SnapshotsCollector(Collector):
         "settle": Option("duration", "2s", "events of a login first seen less than this ago wait until then, so its audit "
                          "LOGIN and sshd's Accepted line are joined first (origin and key on the event)",
                          minimum=0.0, maximum=60.0),
+        "connection_bytes": Option("bool", "true", "bytes of each TCP connection on its close, from the kernel's "
+                                   "tcp_info when it releases the socket (sock_diag notices; needs CAP_NET_ADMIN)"),
         "disk_paths": Option("list", "/var/log/audit",
                              "filesystems whose free space the host state reports (the spool's is always added)"),
     }
@@ -56,7 +59,9 @@ class SnapshotsCollector(Collector):
     def run(self, emit: Emit, stop: threading.Event, position: Optional[Position] = None) -> None:
         conf = self.conf
         disks = list(conf["disk_paths"]) + [self.context.state_dir]
-        snap = Snapshotter(self.context.host, conf["transfer_programs"], disks)
+        tcp_bytes = open_bytes() if conf["connection_bytes"] else None
+        self.stats["connection_bytes"] = "on" if tcp_bytes is not None else "off"
+        snap = Snapshotter(self.context.host, conf["transfer_programs"], disks, tcp_bytes)
         listener = None
         if conf["proc_events"]:
             try:
@@ -70,6 +75,8 @@ class SnapshotsCollector(Collector):
         finally:
             if listener is not None:
                 listener.close()
+            if tcp_bytes is not None:
+                tcp_bytes.close()
 
     def _loop(self, emit: Emit, stop: threading.Event, snap: Snapshotter, listener) -> None:
         conf = self.conf
@@ -105,6 +112,8 @@ class SnapshotsCollector(Collector):
             if snap.watches and now >= next_watch:
                 snap.sample_watches()
                 next_watch = now + conf["watch_interval"]
+            if snap.conns.bytes is not None:
+                snap.conns.bytes.drain()  # often: the kernel holds few notices (one per TCP socket freed)
             if now >= next_scan:
                 events += snap.scan(now)
                 next_scan = now + conf["interval"]

@@ -6,79 +6,131 @@ traffic *through* the bastion (ProxyJump ``ssh -J``, ``-W``, ``-L``, ``-D``: ssh
 connects out, direct-tcpip; ``-R``: sshd listens) and carry ``tags: ssh-forwarded``
 and ``agentd.snapshot.forward``; the login's own inbound connection is not flagged.
 
-Bytes: neither psutil nor /proc/net give per-socket byte counts, so connection events
-carry none (the kernel's sock_diag tcp_info bytes_acked/bytes_received would; not read
-here). Transfer events count bytes from the client process's I/O counters instead.
+Bytes: neither psutil nor /proc/net give per-socket byte counts. A TCP connection's
+close carries ``source.bytes`` / ``destination.bytes`` / ``network.bytes`` from the
+kernel's tcp_info at the socket's release (tcp_bytes.py; ``agentd.snapshot.bytes_source:
+tcp_info``); where that notice does not come within CLOSE_GRACE (no CAP_NET_ADMIN, the
+peer holds the connection half-closed, notices dropped) the close has no bytes. UDP has
+none. Transfer events count bytes from the client process's I/O counters.
 """
 
 from __future__ import annotations
 
+import logging
+
 from agent.base.events import HostInfo, add_related, base_doc, make_event_id, rfc3339
 from collectors.snapshots import scan
 from collectors.snapshots.processes import Proc, common
+from collectors.snapshots.tcp_bytes import TcpBytes
+
+log = logging.getLogger("agentd.snapshots")
 
 SSHD = frozenset(("sshd", "sshd-session"))
 MAX_TRACKED = 65536  # sockets remembered at most (open ones of session processes, plus unowned inodes)
+CLOSE_GRACE = 5.0  # a close waits this long at most for its byte counts (the kernel frees a socket after FIN)
 
 
 class Conn:
-    __slots__ = ("sock", "proc", "opened", "action", "direction", "forward")
+    __slots__ = ("sock", "proc", "opened", "action", "direction", "forward", "cookie", "closed")
 
-    def __init__(self, sock, proc, opened, action, direction, forward):
+    def __init__(self, sock, proc, opened, action, direction, forward, cookie=b""):
         self.sock = sock
         self.proc = proc
         self.opened = opened
         self.action = action
         self.direction = direction
         self.forward = forward
+        self.cookie = cookie
+        self.closed = 0.0
+
+
+def open_bytes():
+    try:
+        return TcpBytes()
+    except OSError as e:
+        log.warning("snapshots: the kernel's socket release notices cannot be read (%s): connection-closed "
+                    "events carry no bytes", e)
+        return None
 
 
 class ConnectionTracker:
-    def __init__(self, host: HostInfo):
+    def __init__(self, host: HostInfo, tcp_bytes=None):
         self.host = host
         self.known: dict = {}  # inode -> Conn
-        self.ignored: set = set()  # inodes of sockets no session process holds
+        self.ignored: dict = {}  # inode -> socket uid, of sockets no session process holds
+        self.closing: dict = {}  # inode -> Conn gone from the table, waiting for its byte counts
+        self.bytes = tcp_bytes
         self.fd_scans = 0
 
     def scan(self, procs: dict, now: float, joined: list = (), table=None) -> list:
         """``joined``: processes new to ``procs`` since the last scan; a socket they hold
         may have been ignored before (sshd's monitor accepts the login's connection
         before pam_loginuid gives it a session)."""
-        table = scan.sockets() if table is None else table
-        out = []
-        for ino in [i for i in self.known if i not in table]:
-            c = self.known.pop(ino)
-            if c.action == "connection-opened":
-                out.append(self._doc(ino, c, now, "connection-closed"))
-        self.ignored.intersection_update(table)
-        new = [i for i in table if i not in self.known and i not in self.ignored]
+        known, ignored = self.known, self.ignored
+        if table is None:
+            table = scan.sockets(known.keys() | ignored.keys())  # rows decoded for new sockets only
+        out = self._closes(now, list(known.keys() - table.keys()))
+        for ino in [i for i in ignored if i not in table]:
+            del ignored[ino]
+        new = [i for i, raw in table.items() if raw is not None and i not in known and i not in ignored]
         owners = self._owners(procs.values(), {i: table[i][7] for i in new}, joined) if new else {}
-        if joined and self.ignored:
-            late = self._owners(joined, {i: table[i][7] for i in self.ignored})
-            self.ignored.difference_update(late)
-            owners.update(late)
-            new += list(late)
+        if joined and ignored:
+            late = self._owners(joined, ignored)
+            if late:
+                for ino in late:
+                    del ignored[ino]
+                again = scan.sockets(table.keys() - late.keys())  # their rows, not kept while ignored
+                for ino in late:
+                    if again.get(ino) is not None:
+                        table[ino] = again[ino]
+                        new.append(ino)
+                owners.update(late)
         if not new:
             return out
-        listen = {raw[3] for raw in table.values() if raw[6] == "listen"}
-        fwd_listen = {c.sock.lport for c in self.known.values() if c.forward}
+        listen = table.listen
+        fwd_listen = {c.sock.lport for c in known.values() if c.forward}
         for ino in new:
             p = owners.get(ino)
-            if p is None:
-                if len(self.ignored) < MAX_TRACKED:
-                    self.ignored.add(ino)
-                continue
             raw = table[ino]
+            if p is None:
+                if len(ignored) < MAX_TRACKED:
+                    ignored[ino] = raw[7]
+                continue
             if raw[6] in ("syn_sent", "syn_recv"):
                 continue  # not connected yet: looked at again next scan
             s = scan.decode(raw)
             c = self._classify(s, p, now, listen, fwd_listen)
             if c is None:
-                self.ignored.add(ino)
+                ignored[ino] = raw[7]
                 continue
-            if len(self.known) < MAX_TRACKED:
-                self.known[ino] = c
+            if len(known) < MAX_TRACKED:
+                c.cookie = raw[8]
+                known[ino] = c
+                if self.bytes is not None and s.transport == "tcp" and c.action == "connection-opened":
+                    self.bytes.want(c.cookie)
                 out.append(self._doc(ino, c, now, c.action))
+        return out
+
+    def _closes(self, now: float, gone: list) -> list:
+        """connection-closed of sockets gone now, and of those that waited for their bytes."""
+        out = []
+        for ino in gone:
+            c = self.known.pop(ino)
+            if c.action == "connection-opened":
+                c.closed = now
+                self.closing[ino] = c
+        if not self.closing:
+            return out
+        if self.bytes is not None:
+            self.bytes.drain()
+        for ino, c in list(self.closing.items()):
+            counts = self.bytes.take(c.cookie) if self.bytes is not None and c.sock.transport == "tcp" else None
+            if counts is None and self.bytes is not None and c.sock.transport == "tcp" and now < c.closed + CLOSE_GRACE:
+                continue
+            if counts is None and self.bytes is not None:
+                self.bytes.forget(c.cookie)
+            del self.closing[ino]
+            out.append(self._doc(ino, c, c.closed, "connection-closed", counts))
         return out
 
     def _owners(self, procs, wanted: dict, first=()) -> dict:
@@ -121,7 +173,7 @@ class ConnectionTracker:
                 forward = "remote-forward"  # ssh -R: a peer connected to sshd's forwarded port
         return Conn(s, p, now, "connection-opened", "ingress" if ingress else "egress", forward)
 
-    def _doc(self, ino: int, c: Conn, now: float, action: str) -> dict:
+    def _doc(self, ino: int, c: Conn, now: float, action: str, counts=None) -> dict:
         s = c.sock
         closed = action == "connection-closed"
         doc = base_doc(
@@ -151,5 +203,13 @@ class ConnectionTracker:
             doc["event"]["start"] = rfc3339(c.opened)
             doc["event"]["end"] = rfc3339(now)
             doc["event"]["duration"] = int((now - c.opened) * 1e9)
+            if counts is not None:
+                sent, received = counts
+                local, peer = ("destination", "source") if c.direction == "ingress" else ("source", "destination")
+                doc[local]["bytes"] = sent
+                if doc.get(peer):
+                    doc[peer]["bytes"] = received
+                doc["network"]["bytes"] = sent + received
+                snap["bytes_source"] = "tcp_info"
         add_related(doc, ips=(s.lip, s.rip))
         return doc

@@ -10,6 +10,7 @@ monitor runs pam_loginuid) is looked at again while its name says it may do that
 from __future__ import annotations
 
 import pwd
+import time
 from typing import Optional
 
 from agent.base.events import HostInfo, add_related, base_doc, make_event_id
@@ -18,15 +19,28 @@ from collectors.snapshots import scan
 # Programs that set a login's session on themselves (pam_loginuid) after they started.
 LOGIN_SETTERS = frozenset(("sshd", "sshd-session", "sshd-auth", "cron", "login", "systemd"))
 MAX_ARGS_TEXT = 8192
+NAMES_TTL = 60.0  # a renamed or new account is seen this late at most
+MAX_NAMES = 1024
+_names: dict = {}  # uid -> (name or None, when looked up)
 
 
 def user_name(uid: Optional[int]) -> Optional[str]:
+    """The account name of a uid. Looked up once a minute per uid: getpwuid goes through
+    NSS (reads /etc/passwd) on each call, which was a sixth of a cold scan's cost."""
     if uid is None:
         return None
+    now = time.monotonic()
+    hit = _names.get(uid)
+    if hit is not None and now - hit[1] < NAMES_TTL:
+        return hit[0]
     try:
-        return pwd.getpwuid(uid).pw_name
+        name: Optional[str] = pwd.getpwuid(uid).pw_name
     except KeyError:
-        return None
+        name = None
+    if len(_names) >= MAX_NAMES:
+        _names.clear()
+    _names[uid] = (name, now)
+    return name
 
 
 class Proc:
@@ -70,11 +84,17 @@ def look(pid: int, boot: float) -> Optional[Proc]:
     st = scan.stat(pid)
     if st is None or st[5] in ("Z", "X"):
         return None  # an exited process not yet reaped: already reported (or never in time)
+    p.comm, p.ppid, p.cpu, _, p.rss, _ = st
     p.start = boot + st[3] / scan.CLK_TCK
     p.args = scan.cmdline(pid)
     p.exe = scan.exe(pid)
     p.auid = scan.loginuid(pid)
-    p.sample()
+    # uid and peak RSS now; the I/O counters are read when they are reported (at exit,
+    # at a state report, every watch_interval for a transfer client), not at start
+    s = scan.status(pid)
+    p.hwm = max(s.get("hwm", 0), p.rss)
+    if "uid" in s:
+        p.uid, p.euid = s["uid"], s["euid"]
     return p
 
 

@@ -17,6 +17,7 @@ class Resources:
         self.host = host
         self.disk_paths = disk_paths
         self.last_cpu: dict = {}  # pid -> (cpu ticks, time) at the previous state
+        self.auditd_pid = 0  # where auditd was last found: looked at first
         psutil.cpu_percent(None)  # primes the host counter: the first state covers the first interval
 
     def sessions(self, procs: dict, now: float) -> list:
@@ -59,9 +60,22 @@ class Resources:
             "memory": {"total_bytes": vm.total, "available_bytes": vm.available, "used_pct": vm.percent},
             "load": [round(x, 2) for x in os.getloadavg()],
             "disks": disks,
-            "auditd_running": _auditd_running(),
+            "auditd_running": self._auditd_running(),
         }}
         return doc
+
+    def _auditd_running(self) -> bool:
+        """auditd where it was last seen, else a search of every process (once, not at
+        every state report: that read the stat of each process on the host)."""
+        if self.auditd_pid and (scan.stat(self.auditd_pid) or ("",))[0] == "auditd":
+            return True
+        self.auditd_pid = 0
+        for pid in scan.pids():
+            st = scan.stat(pid)
+            if st is not None and st[0] == "auditd":
+                self.auditd_pid = pid
+                return True
+        return False
 
 
 def _disk(path: str) -> Optional[dict]:
@@ -73,11 +87,3 @@ def _disk(path: str) -> Optional[dict]:
     except OSError:
         return None
     return {"path": path, "free_bytes": u.free, "used_pct": u.percent}
-
-
-def _auditd_running() -> bool:
-    for pid in scan.pids():
-        st = scan.stat(pid)
-        if st is not None and st[0] == "auditd":
-            return True
-    return False

@@ -19,16 +19,29 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 UNSET = 4294967295  # sessionid / loginuid of a process outside any login
 
 
-def pids() -> list:
-    return [int(n) for n in os.listdir("/proc") if n.isdigit()]
+def pids() -> set:
+    return set(map(int, filter(str.isdigit, os.listdir("/proc"))))
 
 
 def _read(path: str) -> Optional[str]:
+    # os.open/os.read, not open(): no buffered file object per read (a cold scan reads
+    # six small files for each process of a login)
     try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "surrogateescape")
+        fd = os.open(path, os.O_RDONLY)
     except OSError:  # gone, or a kernel thread
         return None
+    try:
+        data = os.read(fd, 65536)
+        if data:
+            more = os.read(fd, 65536)
+            while more:  # a long command line
+                data += more
+                more = os.read(fd, 65536)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", "surrogateescape")
 
 
 def session_of(pid: int) -> Optional[int]:
@@ -70,12 +83,16 @@ def io(pid: int) -> Optional[dict]:
 def status(pid: int) -> dict:
     """uid and peak RSS (VmHWM) from /proc/PID/status."""
     out: dict = {}
-    for line in (_read(f"/proc/{pid}/status") or "").splitlines():
-        if line.startswith("Uid:"):
-            ids = line.split()
-            out["uid"], out["euid"] = int(ids[1]), int(ids[2])
-        elif line.startswith("VmHWM:"):
-            out["hwm"] = int(line.split()[1]) * 1024
+    v = _read(f"/proc/{pid}/status")
+    if not v:
+        return out
+    i = v.find("\nUid:")
+    if i >= 0:
+        ids = v[i + 5:v.find("\n", i + 1)].split()
+        out["uid"], out["euid"] = int(ids[0]), int(ids[1])
+    i = v.find("\nVmHWM:")
+    if i >= 0:
+        out["hwm"] = int(v[i + 7:v.find("\n", i + 1)].split()[0]) * 1024
     return out
 
 
@@ -136,73 +153,118 @@ class Sock:
         self.state = state
 
 
-# Raw socket rows, kept undecoded until a socket is new:
-# (transport, family, local addr bytes, local port, remote addr bytes, remote port, state, uid)
-TCP_DIAG_STATES = {1: "established", 2: "syn_sent", 3: "syn_recv", 10: "listen"}
+# Raw socket rows, kept undecoded until a socket is new: (transport, family, local addr
+# bytes, local port, remote addr bytes, remote port, state, uid, sock_diag cookie)
+TCP_DIAG_STATES = {1: "established", 2: "syn_sent", 3: "syn_recv", 10: "listen",
+                   # a connection the peer or the holder has begun to close, still held by a
+                   # process (an orphan has inode 0 and is not listed): it is closed when let go
+                   4: "closing", 5: "closing", 8: "closing", 9: "closing", 11: "closing"}
 _DIAG_REQ = struct.Struct("=IHHII BBBBI HH16s16sI8s")
+# the compat request (inet_diag_req, TCPDIAG_GETSOCK): the kernel dumps IPv4 and IPv6 in
+# one walk of its TCP hash table, which costs about 2 ms here however few sockets there are
+_DIAG_REQ_V1 = struct.Struct("=IHHII BBBB HH16s16sI8s II")
+TCPDIAG_GETSOCK = 18
 _DIAG_MSG = struct.Struct("=BBBB HH16s16sI8s IIIII")
+# one read per message of what every socket needs: netlink length and type, family, state,
+# local port, uid, inode (the rest is decoded only for a socket not seen before)
+_DIAG_QUICK = struct.Struct("=IH10xBBxxH58xII")
 _NLHDR = struct.Struct("=IHHII")
 SOCK_DIAG_BY_FAMILY = 20
 NLM_F_REQUEST_DUMP = 0x1 | 0x300
+_FAMILY = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
+_TCP_STATES = sum(1 << s for s in TCP_DIAG_STATES)
 
 
-def sockets_diag() -> dict:
-    """inode -> raw row, from the kernel's socket diagnostics (netlink sock_diag).
+class Table(dict):
+    """inode -> raw row (None for a socket the caller already knows: not decoded), and
+    ``listen``: the local ports of every listening TCP socket of the host."""
+
+    def __init__(self):
+        super().__init__()
+        self.listen: set = set()
+
+
+def sockets_diag(known=()) -> Table:
+    """The host's sockets from the kernel's socket diagnostics (netlink sock_diag).
 
     Much cheaper than /proc/net/tcp*, whose text the kernel regenerates on each read
-    (about 11 ms for 1,000 sockets here, against well under one for the dump)."""
-    out: dict = {}
+    (about 11 ms for 1,000 sockets here, against well under one for the dump).
+    Sockets in ``known`` (inodes) are listed with no row: most of a steady scan."""
+    out = Table()
     with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 4) as nl:  # NETLINK_SOCK_DIAG
-        for transport, proto, states in (("tcp", 6, sum(1 << s for s in TCP_DIAG_STATES)), ("udp", 17, 0xFFFFFFFF)):
-            for family, af in (("ipv4", socket.AF_INET), ("ipv6", socket.AF_INET6)):
-                nl.send(_DIAG_REQ.pack(_DIAG_REQ.size, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST_DUMP, 0, 0,
-                                       af, proto, 0, 0, states, 0, 0, b"", b"", 0, b""))
-                _dump(nl, transport, family, out)
+        nl.send(_DIAG_REQ_V1.pack(_DIAG_REQ_V1.size, TCPDIAG_GETSOCK, NLM_F_REQUEST_DUMP, 0, 0,
+                                  socket.AF_INET, 0, 0, 0, 0, 0, b"", b"", 0, b"", _TCP_STATES, 0))
+        try:
+            _dump(nl, "tcp", out, known)
+        except OSError:  # a kernel without the compat request: one dump per family
+            for af in (socket.AF_INET, socket.AF_INET6):
+                _request(nl, af, 6, _TCP_STATES)
+                _dump(nl, "tcp", out, known)
+        for af in (socket.AF_INET, socket.AF_INET6):
+            _request(nl, af, 17, 0xFFFFFFFF)
+            _dump(nl, "udp", out, known)
     return out
 
 
-def _dump(nl, transport: str, family: str, out: dict) -> None:
+def _request(nl, af: int, proto: int, states: int) -> None:
+    nl.send(_DIAG_REQ.pack(_DIAG_REQ.size, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST_DUMP, 0, 0,
+                           af, proto, 0, 0, states, 0, 0, b"", b"", 0, b""))
+
+
+def _dump(nl, transport: str, out: Table, known) -> None:
+    quick, full, hdr = _DIAG_QUICK.unpack_from, _DIAG_MSG.unpack_from, _NLHDR.size
+    tcp = transport == "tcp"
     while True:
         data = nl.recv(1 << 20)
-        off = 0
-        while off + _NLHDR.size <= len(data):
-            length, mtype = _NLHDR.unpack_from(data, off)[:2]
+        off, end = 0, len(data)
+        while off + hdr <= end:
+            if end - off < _DIAG_QUICK.size:
+                length, mtype = _NLHDR.unpack_from(data, off)[:2]
+                if mtype == 3:  # NLMSG_DONE
+                    return
+                raise OSError("sock_diag dump failed" if mtype == 2 else "sock_diag: short message")
+            length, mtype, af, st, sport, uid, ino = quick(data, off)
             if mtype == 3:  # NLMSG_DONE
                 return
             if mtype == 2:  # NLMSG_ERROR
                 raise OSError("sock_diag dump failed")
-            (fam, st, _t, _r, sport, dport, src, dst, _if, _ck,
-             _exp, _rq, _wq, uid, ino) = _DIAG_MSG.unpack_from(data, off + _NLHDR.size)
+            if tcp and st == 10:
+                out.listen.add(socket.ntohs(sport))
             if ino:
-                if transport == "tcp":
-                    state = TCP_DIAG_STATES.get(st)
+                if ino in known:
+                    out[ino] = None
                 else:
-                    state = "connected" if dport else "bound"
-                if state is not None:
-                    out[ino] = (transport, family, src, socket.ntohs(sport), dst, socket.ntohs(dport), state, uid)
-            off += (length + 3) & ~3
+                    (_f, _s, _t, _r, _sp, dport, src, dst, _if, cookie, *_rest) = full(data, off + hdr)
+                    state = TCP_DIAG_STATES.get(st) if tcp else ("connected" if dport else "bound")
+                    family = _FAMILY.get(af)
+                    if state is not None and family is not None:
+                        out[ino] = (transport, family, src, socket.ntohs(sport), dst, socket.ntohs(dport), state, uid,
+                                    cookie)
             if length == 0:
                 return
+            off += (length + 3) & ~3
 
 
-def sockets_proc() -> dict:
+def sockets_proc(known=()) -> Table:
     """The same rows from /proc/net/{tcp,udp}{,6}: where sock_diag is not available."""
-    out: dict = {}
+    out = Table()
     for transport, family, path in (("tcp", "ipv4", "/proc/net/tcp"), ("tcp", "ipv6", "/proc/net/tcp6"),
                                     ("udp", "ipv4", "/proc/net/udp"), ("udp", "ipv6", "/proc/net/udp6")):
         for line in (_read(path) or "").splitlines()[1:]:
             f = line.split()
             ino = int(f[9])
-            if not ino:
-                continue
             code = int(f[3], 16)
             la, lp = f[1].split(":")
+            if transport == "tcp" and code == 10:
+                out.listen.add(int(lp, 16))
+            if not ino:
+                continue
             ra, rp = f[2].split(":")
             rport = int(rp, 16)
             state = (TCP_DIAG_STATES.get(code) if transport == "tcp" else ("connected" if rport else "bound"))
             if state is None:
                 continue
-            out[ino] = (transport, family, _unhex(la), int(lp, 16), _unhex(ra), rport, state, int(f[7]))
+            out[ino] = (transport, family, _unhex(la), int(lp, 16), _unhex(ra), rport, state, int(f[7]), b"")
     return out
 
 
@@ -211,13 +273,13 @@ def _unhex(h: str) -> bytes:
     return b"".join(b[i:i + 4][::-1] for i in range(0, len(b), 4))  # each 32-bit word is host order
 
 
-def sockets() -> dict:
+def sockets(known=()) -> Table:
     try:
-        return sockets_diag()
+        return sockets_diag(known)
     except OSError:
-        return sockets_proc()
+        return sockets_proc(known)
 
 
 def decode(raw: tuple) -> Sock:
-    transport, family, la, lport, ra, rport, state, _uid = raw
+    transport, family, la, lport, ra, rport, state = raw[:7]
     return Sock(transport, family, _ip(family, la), lport, _ip(family, ra) if rport else "", rport, state)

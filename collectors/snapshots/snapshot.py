@@ -15,13 +15,13 @@ from collectors.snapshots.resources import Resources
 
 
 class Snapshotter:
-    def __init__(self, host: HostInfo, transfer_programs: list, disk_paths: list):
+    def __init__(self, host: HostInfo, transfer_programs: list, disk_paths: list, tcp_bytes=None):
         self.host = host
         self.procs: dict = {}  # pid -> Proc, processes of login sessions
         self.outside: dict = {}  # pid -> comm, processes without a session (not reported)
         self.watches: dict = {}  # pid -> transfers.Watch
         self.joined: list = []  # processes new since the last socket scan
-        self.conns = ConnectionTracker(host)
+        self.conns = ConnectionTracker(host, tcp_bytes)
         self.res = Resources(host, disk_paths)
         self.boot = scan.boot_time()
         self.programs = frozenset(transfer_programs)
@@ -99,27 +99,25 @@ class Snapshotter:
 
     def scan(self, now: float) -> list:
         self.counts["scans"] += 1
-        live = scan.pids()
-        alive = set(live)
+        alive = scan.pids()
         out: list = []
-        for pid in [p for p in self.procs if p not in alive]:
-            out += self._end(self.procs.pop(pid), now, None, False)
-        for pid in [p for p in self.outside if p not in alive]:
-            del self.outside[pid]
         procs, outside = self.procs, self.outside
+        for pid in procs.keys() - alive:
+            out += self._end(procs.pop(pid), now, None, False)
+        for pid in outside.keys() - alive:
+            del outside[pid]
         # Known processes are not re-read here (that was most of a scan's cost): their
         # counters are read at each state report, at their exit (the proc connector) and,
-        # for transfer clients, every watch_interval.
-        for pid in live:
-            if pid in procs:
-                continue
-            if pid in outside:
-                # sshd's monitor (and cron, login) set their login session after they started
-                if outside[pid] in LOGIN_SETTERS and scan.session_of(pid) is not None:
-                    del outside[pid]
-                    out += self._new(pid, now, "scan")
-            else:
+        # for transfer clients, every watch_interval. Set arithmetic, not a loop over
+        # every pid of the host: a scan where nothing changed costs little more than
+        # listing /proc.
+        for pid in [p for p, comm in outside.items() if comm in LOGIN_SETTERS]:
+            # sshd's monitor (and cron, login) set their login session after they started
+            if scan.session_of(pid) is not None:
+                del outside[pid]
                 out += self._new(pid, now, "scan")
+        for pid in sorted(alive - procs.keys() - outside.keys()):
+            out += self._new(pid, now, "scan")
         conns = self.conns.scan(procs, now, [p for p in self.joined if p.pid in procs])
         self.joined = []
         self.counts["connections"] += sum(1 for d in conns if d["event"]["action"] != "connection-closed")

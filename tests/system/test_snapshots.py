@@ -189,3 +189,38 @@ def test_process_audit_missed_and_two_logins_of_one_user(stack, ssh_session, tmp
     finally:
         agent.stop()
         os.unlink(hidden)
+
+
+def test_connection_bytes_on_close(stack, ssh_session, tmp_path):
+    """A connection through the bastion to the target's sshd carrying a known amount of
+    data each way shows it on its connection-closed event (the kernel's tcp_info at
+    the socket's release): 2 MB down, 500 kB up, each over SSH's encryption."""
+    down, up = 2_000_000, 500_000
+    agent = start_agent(tmp_path)
+    alice = ssh_session("alice")
+    port = client_port(alice)
+    alice.run(f"ssh 127.0.0.2 'head -c {down} /dev/zero' | wc -c", timeout=60)
+    alice.run(f"head -c {up} /dev/zero | ssh 127.0.0.2 'cat > /dev/null'", timeout=60)
+    alice.close()
+
+    def closed(evs):
+        got = [e for e in of(evs, "connection-closed", destination__ip="127.0.0.2", destination__port=2222)
+               if _get(e, ["session", "source", "port"]) == port]
+        return got if len(got) >= 2 else None
+
+    try:
+        got = agent.wait_for(closed, timeout=90)
+        by_cmd = {e["process"]["args"][-1]: e for e in got}
+        d = by_cmd[f"head -c {down} /dev/zero"]
+        u = by_cmd["cat > /dev/null"]
+        for e in (d, u):
+            assert e["agentd"]["snapshot"]["bytes_source"] == "tcp_info", e
+            assert e["network"]["bytes"] == e["source"]["bytes"] + e["destination"]["bytes"]
+            assert e["network"]["direction"] == "egress" and e["process"]["name"] == "ssh"
+        # SSH adds its handshake and per-packet overhead (a few kB and a few percent)
+        assert down <= d["destination"]["bytes"] <= down * 1.1 + 20000, d
+        assert d["source"]["bytes"] < 20000, d
+        assert up <= u["source"]["bytes"] <= up * 1.1 + 20000, u
+        assert u["destination"]["bytes"] < 20000, u
+    finally:
+        agent.stop()
