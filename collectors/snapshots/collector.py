@@ -24,7 +24,6 @@ from collectors.snapshots.snapshot import Snapshotter
 log = logging.getLogger("agentd.snapshots")
 
 MAX_WAIT = 0.5  # `stop` is looked at this often at least
-MAX_YOUNG = 1024  # sessions remembered as new, pruned past this
 
 
 class SnapshotsCollector(Collector):
@@ -90,6 +89,7 @@ class SnapshotsCollector(Collector):
         # so a summary at logout has counted them.
         pending: deque = deque()  # (due, doc) in arrival order: a later one waits at most `settle`
         young: dict = {}  # ses -> when first seen
+        next_prune = now
         while not stop.is_set():
             now = time.time()
             wait = next_scan - now
@@ -132,9 +132,13 @@ class SnapshotsCollector(Collector):
                     pending.append((first + conf["settle"], d))
                 else:
                     due.append(d)
-            if len(young) > MAX_YOUNG:
-                for ses in [k for k, t in young.items() if t + conf["settle"] <= now]:
+            if now >= next_prune:
+                # a login is forgotten once settled and without processes: every login of
+                # the host passes through here (the table used to keep up to 1,024 of them)
+                live = {str(p.ses) for p in snap.procs.values()}
+                for ses in [k for k, t in young.items() if t + conf["settle"] <= now and k not in live]:
                     del young[ses]
+                next_prune = now + max(conf["interval"], conf["settle"])
             if due:
                 self.stats["events"] += len(due)
                 emit([Event(d) for d in due], None)
