@@ -49,6 +49,7 @@ class Runtime:
             cfg.agent, host, store=self.spool, live=True,
             expect_journal=any(c.type_name == "journald" for c in cfg.enabled("collector")),
             sections=cfg.sections, config_path=cfg.path)
+        self.ctx.agent = self.pipeline.collector_agent_conf(cfg.agent)
         started = self.pipeline.startup()
         if started and self.spool.write("agentd", started, None):
             self.pipeline.commit()

@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     ctx = RunContext(agent_conf)
     out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
     pipeline = Pipeline(agent_conf, ctx.host, expect_journal=bool(args.journal), sections=sections)
+    ctx.agent = pipeline.collector_agent_conf(agent_conf)
     _say_detections(pipeline)
     writer = _Writer(out, pipeline)
     status = 0

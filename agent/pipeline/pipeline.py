@@ -75,6 +75,16 @@ class Pipeline:
             self.detections = DetectionStage(sections, host, store=store, sessions=self.sessions, live=live,
                                              config_path=config_path)
             self.stages.append(self.detections)
+            self.detections.drop_original = not agent_conf.get("keep_original")
+
+    def collector_agent_conf(self, agent_conf: dict) -> dict:
+        """[agent] as the collectors read it: with ``original_datasets``, the datasets whose
+        raw records a detection rule reads (Sigma keywords on auditd's log) though
+        keep_original is off; the detection stage drops them again after matching."""
+        want = self.detections.raw_datasets if self.detections is not None else frozenset()
+        if not want or agent_conf.get("keep_original"):
+            return agent_conf
+        return dict(agent_conf, original_datasets=want)
 
     def apply(self, events: list) -> list:
         """Run events through every stage, in place; returns them plus what the stages added,

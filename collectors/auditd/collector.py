@@ -74,7 +74,9 @@ class AuditdCollector(Collector):
         from collectors.auditd.reassemble import Reassembler
 
         reasm = Reassembler(timeout=self.conf["event_timeout"])
-        norm = Normalizer(self.context.host, keep_original=self.context.agent.get("keep_original", False),
+        # original_datasets: set by the pipeline when a detection rule reads raw records.
+        keep = self.context.agent.get("keep_original", False) or self.context.agent.get("original_datasets", ())
+        norm = Normalizer(self.context.host, keep_original=keep,
                           resolve_ids=self.conf["resolve_ids"])
         return reasm, norm
 

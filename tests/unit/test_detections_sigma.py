@@ -5,8 +5,11 @@ reported and a reload keeps a file's previous good version."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -168,3 +171,83 @@ def test_unsupported_and_broken_rules_are_reported_and_reload_keeps_the_old_vers
     bad = write(tmp_path, "never-good.yml", "detection: [\n")
     rs3 = SigmaRuleSet([str(tmp_path)])
     assert any(p == str(bad) and "does not parse" in r for p, r in rs3.errors)
+
+
+def test_the_agent_never_holds_pysigma(tmp_path):
+    """pySigma parses in a child process: the agent keeps only the compiled form (issue 18: RSS)."""
+    write(tmp_path, "r.yml", RULE)
+    code = ("import sys; from agent.pipeline.detections.sigma.ruleset import SigmaRuleSet; "
+            f"rs = SigmaRuleSet([{str(tmp_path)!r}]); assert len(rs.rules) == 1, rs.errors; "
+            "print(sorted(m for m in sys.modules if m == 'sigma' or m.startswith('sigma.')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=os.path.join(os.path.dirname(__file__), "..", ".."))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+LISTS = """\
+title: value lists under one modifier
+id: cccccccc-0000-0000-0000-000000000001
+logsource: {product: linux, category: process_creation}
+detection:
+    sel_img:
+        Image|endswith: ['/ls', '/bin/nc.openbsd', 'cat']
+    sel_cmd:
+        CommandLine|contains: [' -la ', '--all']
+    sel_dir:
+        CurrentDirectory|startswith: ['/srv/', '/tmp/x']
+    sel_user:
+        User: [ROOT, admin]
+    condition: sel_img and (sel_cmd or sel_dir or sel_user)
+level: low
+"""
+
+
+@pytest.mark.parametrize("exe,cmd,cwd,user,hit", [
+    ("/bin/ls", "ls -la /", "/", "bob", True),
+    ("/usr/bin/lsblk", "lsblk -la x", "/", "bob", False),  # ends with "ls"... not "/ls"
+    ("/usr/bin/LS", "ls --all", "/", "bob", True),  # case-insensitive, Sigma's default
+    ("/bin/nc.openbsd", "nc x", "/srv/a", "bob", True),
+    ("/usr/bin/zcat", "zcat f", "/tmp/xy", "bob", True),  # 'cat' without a slash: a plain suffix
+    ("/usr/bin/zcat", "zcat f", "/tmp/", "bob", False),
+    ("/bin/ls", "ls", "/", "root", True),
+    ("/bin/ls", "ls", "/", "rooted", False),
+])
+def test_value_lists_merge_into_one_test_each(tmp_path, exe, cmd, cwd, user, hit):
+    write(tmp_path, "l.yml", LISTS)
+    rs = SigmaRuleSet([str(tmp_path)])
+    d = exec_doc(1, exe, cmd)
+    d["process"]["working_directory"] = cwd
+    d["user"]["name"] = user
+    assert bool(rs.match(d)) is hit
+
+
+def test_auditd_keywords_search_the_raw_records_though_keep_original_is_off(tmp_path):
+    """A keyword of a rule for auditd's log finds what only the raw record says (the EXECVE
+    record's a1="..." field); keep_original is off, so no event keeps event.original."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    write(rules, "kw.yml", """\
+        title: raw EXECVE field
+        id: dddddddd-0000-0000-0000-000000000001
+        logsource: {product: linux, service: auditd}
+        detection:
+            keywords: ['a1="--lsbsysinit"']
+            condition: keywords
+        level: low
+        """)
+    conf = tmp_path / "agentd.conf"
+    conf.write_text(f"[agent]\nstate_dir = {tmp_path}/state\n[collector:a]\ntype = auditd\n"
+                    f"[shipper:f]\ntype = file\npath = {tmp_path}/x\n[detections]\nsigma_dirs = {rules}\n")
+    out = tmp_path / "out.jsonl"
+    repo = os.path.join(os.path.dirname(__file__), "..", "..")
+    r = subprocess.run([sys.executable, "-m", "agent.app.cli", "replay", "-c", str(conf), "-o", str(out),
+                        "--audit-log", os.path.join(repo, "tests", "captures", "bastion1", "audit.log")],
+                       cwd=repo, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    docs = [json.loads(x) for x in out.read_text().splitlines()]
+    alerts = [d for d in docs if d["event"].get("kind") == "alert" and d["rule"]["ruleset"] == "sigma"]
+    assert alerts and {a["rule"]["id"] for a in alerts} == {"dddddddd-0000-0000-0000-000000000001"}
+    [ev] = [d for d in docs if d["event"]["id"] == alerts[0]["agentd"]["alert"]["evidence"][0]]
+    assert ev["process"]["command_line"].startswith("run-parts --lsbsysinit")
+    assert not [d for d in docs if "original" in d["event"]]

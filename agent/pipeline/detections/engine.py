@@ -100,6 +100,10 @@ class DetectionStage:
                 log.error("sigma: %s: %s", path, reason)
             log.info("sigma: %d rules loaded, %d skipped, %d files with errors", len(self.sigma.rules),
                      len(self.sigma.skipped), len(self.sigma.errors))
+        # Raw records (event.original) some Sigma rule's keywords read: the collectors attach
+        # them to these datasets; dropped here after matching unless keep_original is on.
+        self.raw_datasets = self.sigma.raw_datasets if self.sigma is not None else frozenset()
+        self.drop_original = False
         self.route: dict = {}
         for rule in self.rules:
             for ds in rule.datasets or ("*",):
@@ -181,6 +185,8 @@ class DetectionStage:
             except Exception:
                 self.stats["errors"] += 1
                 log.exception("detections: Sigma evaluation failed on event %s", ev.get("id"))
+            if self.drop_original and ds in self.raw_datasets:
+                ev.pop("original", None)
         if rules or hits:
             self._dirty = True
         for meta_id, hit in hits:

@@ -20,7 +20,7 @@ _NOT_SYSCALL = ("CONFIG_CHANGE", "LOGIN", "TTY")
 
 
 class Normalizer:
-    def __init__(self, host: HostInfo, keep_original: bool = False, resolve_ids: bool = True,
+    def __init__(self, host: HostInfo, keep_original=False, resolve_ids: bool = True,
                  fast_path: bool = True):
         self.host = host
         self.docs = Documents(host, keep_original, resolve_ids)

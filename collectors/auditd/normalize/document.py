@@ -41,9 +41,12 @@ _value_text = decode.value_text
 class Documents:
     """Starts documents and fills their shared parts, for one host and one name cache."""
 
-    def __init__(self, host: HostInfo, keep_original: bool = False, resolve_ids: bool = True):
+    def __init__(self, host: HostInfo, keep_original=False, resolve_ids: bool = True):
+        """``keep_original``: True (every event), or the datasets whose events carry it
+        (what a detection rule reads, the agent's own keep_original being off)."""
         self.host = host
-        self.keep_original = keep_original
+        self.keep_original = keep_original is True
+        self.original_for = frozenset() if isinstance(keep_original, bool) else frozenset(keep_original)
         self.names = NameCache(resolve_ids)
 
     def start(self, ev: AuditEvent, dataset: str, *, category: list, type: list, action: str,
@@ -54,7 +57,7 @@ class Documents:
             module="auditd", dataset=dataset, category=category, type=type, action=action,
             outcome=outcome, sequence=ev.serial,
         )
-        if self.keep_original:
+        if self.keep_original or dataset in self.original_for:
             doc["event"]["original"] = "\n".join(
                 r.raw.decode("utf-8", "surrogateescape") for r in ev.records)
         if ev.node:

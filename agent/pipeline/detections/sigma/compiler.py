@@ -1,47 +1,33 @@
-"""pySigma's parsed condition tree -> one Python closure per rule.
+"""pySigma's parsed rules -> a compact, JSON-able form (lists of strings and numbers).
 
-Strings compare case-insensitively (Sigma's default) on lower-cased event values,
-computed once per event and field; plain wildcards become startswith/endswith/in
-tests, anything else one compiled regular expression. ``anchors`` derives, for a
-rule, the literals one of which any match needs (``needs``): the rule set indexes
-rules by them so an event meets only the rules that can match it.
+Runs in a short-lived child process (``python -m agent.pipeline.detections.sigma.compile_rules``)
+so pySigma and its parsed objects (about 17 MB for the SigmaHQ Linux set) never stay in
+the agent: the agent reads only this form and builds its evaluators from it
+(evaluate.py). The form of a condition:
+
+    ["and", [c...]]  ["or", [c...]]  ["not", c]
+    ["field", name, test]  ["null", name]  ["exists", name, bool]  ["kw", test]
+
+and of a value test, on the lower-cased value unless said otherwise:
+
+    ["eq", s]  ["contains", s]  ["startswith", s]  ["endswith", s]
+    ["wild", regex, literal] (full match)  ["search", regex, literal] (keyword, anywhere)
+    ["re", pattern, flags] (raw value)  ["cidr", network]  ["cmp", op, number]
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from typing import Callable, Optional
 
 from sigma import conditions as c
 from sigma import types as t
 
+from agent.pipeline.detections import attack
+from agent.pipeline.detections.sigma import fields as F
+
 
 class Unsupported(Exception):
     """The rule needs something agentd cannot evaluate; the message says what."""
-
-
-class Event:
-    """Per-event cache of field values, lower-cased for string comparison."""
-
-    __slots__ = ("doc", "getters", "cache", "text")
-
-    def __init__(self, doc: dict, getters: dict, text: Callable):
-        self.doc = doc
-        self.getters = getters
-        self.cache: dict = {}
-        self.text = text
-
-    def values(self, field: Optional[str]) -> list:
-        v = self.cache.get(field)
-        if v is None:
-            if field is None:
-                raw = self.text(self.doc)
-            else:
-                raw = self.getters[field](self.doc)
-            items = raw if isinstance(raw, list) else ([] if raw is None else [raw])
-            v = self.cache[field] = [(x, str(x).lower()) for x in items]
-        return v
 
 
 def _longest_literal(s: t.SigmaString) -> str:
@@ -50,7 +36,7 @@ def _longest_literal(s: t.SigmaString) -> str:
     return max((p.lower() for p in s.s if isinstance(p, str)), key=len, default="")
 
 
-def _wildcard_regex(s: t.SigmaString) -> re.Pattern:
+def _wildcard_regex(s: t.SigmaString) -> str:
     out = []
     for p in s.s:
         if isinstance(p, str):
@@ -61,142 +47,157 @@ def _wildcard_regex(s: t.SigmaString) -> re.Pattern:
             out.append(".")
         else:
             raise Unsupported(f"placeholder {p} in a value")
-    return re.compile("".join(out), re.S)
+    return "".join(out)
 
 
-def _keyword_test(s: t.SigmaString) -> Callable:
+def _keyword_test(s: t.SigmaString) -> list:
     """A keyword matches anywhere in the text (full-text search), wildcards inside it as usual."""
     if not s.contains_special():
-        want = s.to_plain().lower()
-        return lambda low: want in low
-    rx, need = _wildcard_regex(s), _longest_literal(s)
-    return lambda low: need in low and rx.search(low) is not None
+        return ["contains", s.to_plain().lower()]
+    return ["search", _wildcard_regex(s), _longest_literal(s)]
 
 
-def _string_test(s: t.SigmaString) -> Callable:
+def _string_test(s: t.SigmaString) -> list:
     parts = list(s.s)
     if not s.contains_special():
-        want = s.to_plain().lower()
-        return lambda low: low == want
+        return ["eq", s.to_plain().lower()]
     plain = [p for p in parts if isinstance(p, str)]
     stars = [p for p in parts if p is t.SpecialChars.WILDCARD_MULTI]
     if len(plain) == 1 and len(stars) == len(parts) - 1 and len(parts) <= 3:
         body = plain[0].lower()
         starts, ends = parts[0] is t.SpecialChars.WILDCARD_MULTI, parts[-1] is t.SpecialChars.WILDCARD_MULTI
         if starts and ends and len(parts) == 3:
-            return lambda low: body in low
+            return ["contains", body]
         if starts and len(parts) == 2:
-            return lambda low: low.endswith(body)
+            return ["endswith", body]
         if ends and len(parts) == 2:
-            return lambda low: low.startswith(body)
-    rx, need = _wildcard_regex(s), _longest_literal(s)
-    return lambda low: need in low and rx.fullmatch(low) is not None
+            return ["startswith", body]
+    return ["wild", _wildcard_regex(s), _longest_literal(s)]
 
 
-def _value_test(value) -> tuple:
-    """(test on (raw, lower), uses_raw) for one Sigma value."""
+_CMP = {"LT": "<", "LTE": "<=", "GT": ">", "GTE": ">="}
+
+
+def _value_test(value) -> list:
     if isinstance(value, t.SigmaString):
-        f = _string_test(value)
-        return (lambda pair: f(pair[1])), False
+        return _string_test(value)
     if isinstance(value, t.SigmaRegularExpression):
         flags = 0
         for fl in getattr(value, "flags", ()) or ():
             flags |= {"IGNORECASE": re.I, "MULTILINE": re.M, "DOTALL": re.S}.get(getattr(fl, "name", ""), 0)
-        rx = re.compile(value.regexp.to_plain() if hasattr(value.regexp, "to_plain") else str(value.regexp), flags)
-        return (lambda pair: rx.search(str(pair[0])) is not None), True
+        pattern = value.regexp.to_plain() if hasattr(value.regexp, "to_plain") else str(value.regexp)
+        re.compile(pattern, flags)  # a bad pattern is this rule's error, at load
+        return ["re", pattern, flags]
     if isinstance(value, t.SigmaCIDRExpression):
-        net = ipaddress.ip_network(str(value.network), strict=False)
-
-        def in_net(pair) -> bool:
-            try:
-                return ipaddress.ip_address(str(pair[0])) in net
-            except ValueError:
-                return False
-        return in_net, True
+        return ["cidr", str(value.network)]
     if isinstance(value, t.SigmaNumber):
-        want = str(value.number)
-        return (lambda pair: pair[1] == want), False
+        return ["eq", str(value.number)]
     if isinstance(value, t.SigmaBool):
-        want = "true" if value.boolean else "false"
-        return (lambda pair: pair[1] == want), False
+        return ["eq", "true" if value.boolean else "false"]
     if isinstance(value, t.SigmaCompareExpression):
-        num, op = value.number.number, value.op
-
-        def cmp(pair) -> bool:
-            try:
-                x = float(pair[0])
-            except (TypeError, ValueError):
-                return False
-            return {t.SigmaCompareExpression.CompareOperators.LT: x < num,
-                    t.SigmaCompareExpression.CompareOperators.LTE: x <= num,
-                    t.SigmaCompareExpression.CompareOperators.GT: x > num,
-                    t.SigmaCompareExpression.CompareOperators.GTE: x >= num}[op]
-        return cmp, True
+        return ["cmp", _CMP[value.op.name], value.number.number]
     raise Unsupported(f"value type {type(value).__name__} ({value})")
 
 
-def compile_condition(node, fields: dict, keywords_ok: bool) -> Callable:
-    """The evaluator ``f(Event) -> bool`` for a parsed condition node."""
+def condition_form(node, fields, keywords_ok: bool) -> list:
     if isinstance(node, c.ConditionAND):
-        subs = [compile_condition(a, fields, keywords_ok) for a in node.args]
-        return lambda ev: all(s(ev) for s in subs)
+        return ["and", [condition_form(a, fields, keywords_ok) for a in node.args]]
     if isinstance(node, c.ConditionOR):
-        subs = [compile_condition(a, fields, keywords_ok) for a in node.args]
-        return lambda ev: any(s(ev) for s in subs)
+        return ["or", [condition_form(a, fields, keywords_ok) for a in node.args]]
     if isinstance(node, c.ConditionNOT):
-        sub = compile_condition(node.args[0], fields, keywords_ok)
-        return lambda ev: not sub(ev)
+        return ["not", condition_form(node.args[0], fields, keywords_ok)]
     if isinstance(node, c.ConditionFieldEqualsValueExpression):
         field = node.field
         if field not in fields:
             raise Unsupported(f"field {field!r} is not something agentd's events provide")
         value = node.value
         if isinstance(value, t.SigmaNull):
-            return lambda ev: not ev.values(field)
+            return ["null", field]
         if isinstance(value, t.SigmaExists):
-            want = bool(value.exists)
-            return lambda ev: bool(ev.values(field)) == want
+            return ["exists", field, bool(value.exists)]
         if isinstance(value, t.SigmaFieldReference):
             raise Unsupported("field references (fieldref modifier)")
-        test, _ = _value_test(value)
-        return lambda ev: any(test(p) for p in ev.values(field))
+        return ["field", field, _value_test(value)]
     if isinstance(node, c.ConditionValueExpression):
         if not keywords_ok:
             raise Unsupported("keywords on a log source without raw text")
         if isinstance(node.value, t.SigmaString):
-            kw = _keyword_test(node.value)
-            return lambda ev: any(kw(p[1]) for p in ev.values(None))
-        test, _ = _value_test(node.value)
-        return lambda ev: any(test(p) for p in ev.values(None))
+            return ["kw", _keyword_test(node.value)]
+        return ["kw", _value_test(node.value)]
     raise Unsupported(f"condition element {type(node).__name__}")
 
 
-def _best(sets: list) -> Optional[list]:
-    # Fewest literals first, then the longest shortest literal: the cheapest, most selective test.
-    known = [x for x in sets if x]
-    if not known:
-        return None
-    return min(known, key=lambda x: (len(x), -min(len(lit) for _, lit in x)))
+def _fields_used(node, out: set) -> set:
+    field = getattr(node, "field", None)
+    if field is not None:
+        out.add(field)
+    for a in getattr(node, "args", None) or ():
+        if not isinstance(a, str):
+            _fields_used(a, out)
+    return out
 
 
-def needs(node) -> Optional[list]:
-    """[(field, literal)] one of which every match has in its lower-cased field (None = the
-    raw text), or None when no such literal is known. The rule set runs one Aho-Corasick
-    pass per field over these, so an event meets only rules one of whose literals it holds."""
-    if isinstance(node, c.ConditionAND):
-        return _best([needs(a) for a in node.args])
-    if isinstance(node, c.ConditionOR):
-        out: list = []
-        for a in node.args:
-            got = needs(a)
-            if not got:
-                return None
-            out += got
+def _meta(rule) -> dict:
+    techniques, tactics, tags = [], [], []
+    for tag in rule.tags or ():
+        tags.append(f"{tag.namespace}.{tag.name}")
+        if tag.namespace != "attack":
+            continue
+        name = tag.name.lower()
+        if name.startswith("t") and name[1:2].isdigit():
+            techniques.append(name.upper())
+        elif name in attack.TACTICS:
+            tactics.append(name)
+    return {"id": str(rule.id or rule.title), "name": rule.title, "description": rule.description or "",
+            "level": rule.level.name.lower() if rule.level is not None else "medium", "techniques": techniques,
+            "tactics": tactics, "reference": (rule.references or [""])[0], "tags": tags, "author": rule.author or ""}
+
+
+def compile_rule(rule) -> dict:
+    """One rule's compact form: {"meta", "source": [category, service], "cond"}."""
+    ls = rule.logsource
+    if ls.product not in (None, "linux"):
+        raise Unsupported(f"log source product {ls.product!r}: agentd reads Linux only")
+    if ls.category is not None and ls.category not in F.CATEGORY_FIELDS:
+        raise Unsupported(f"log source category {ls.category!r}: agentd has no such events")
+    parsed = [cond.parse() for cond in rule.detection.parsed_condition]
+    used: set = set()
+    for p in parsed:
+        _fields_used(p, used)
+    for name in used:
+        if F.getter(ls.category, ls.service, name) is None:
+            raise Unsupported(f"field {name!r} is not something agentd's events provide")
+    keywords_ok = ls.category is None
+    forms = [condition_form(p, used, keywords_ok) for p in parsed]
+    cond = forms[0] if len(forms) == 1 else ["or", forms]
+    return {"meta": _meta(rule), "source": [ls.category, ls.service], "cond": cond}
+
+
+def compile_file(path: str, loader) -> dict:
+    """{"path", "rules": [form], "skipped": [(id, title, reason)], "error": reason or None}."""
+    import yaml
+    from sigma.collection import SigmaCollection
+    from sigma.rule import SigmaRule
+
+    out: dict = {"path": path, "rules": [], "skipped": [], "error": None}
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        # libyaml's loader: pySigma's own (pure Python) made loading 154 rules take seconds.
+        collection = SigmaCollection.from_dicts(list(yaml.load_all(text, Loader=loader)))
+    except Exception as e:  # pySigma raises many types for bad YAML/rules
+        out["error"] = " ".join(str(e).split())[:300] or type(e).__name__
         return out
-    value = getattr(node, "value", None)
-    if isinstance(node, (c.ConditionFieldEqualsValueExpression, c.ConditionValueExpression)) \
-            and isinstance(value, t.SigmaString):
-        lit = _longest_literal(value)
-        if lit:
-            return [(getattr(node, "field", None), lit)]
-    return None
+    for rule in collection.rules:
+        if not isinstance(rule, SigmaRule):
+            out["skipped"].append((str(getattr(rule, "id", "") or ""), getattr(rule, "title", ""),
+                                   f"{type(rule).__name__}: correlation and filter rules are not evaluated"))
+            continue
+        try:
+            out["rules"].append(compile_rule(rule))
+        except Unsupported as e:
+            out["skipped"].append((str(rule.id or ""), rule.title, str(e)))
+        except Exception as e:
+            out["skipped"].append((str(rule.id or ""), rule.title, f"cannot compile: {e}"))
+    return out
+

@@ -136,22 +136,33 @@ def auditd_field(name: str) -> Optional[Callable]:
     return None
 
 
+def getter(category: Optional[str], service: Optional[str], name: str) -> Optional[Callable]:
+    """How a rule of this log source reads field ``name``, or None when agentd cannot."""
+    if category is not None:
+        return CATEGORY_FIELDS[category][1].get(name)
+    return auditd_field(name) if service == "auditd" else None
+
+
+def datasets(category: Optional[str], service: Optional[str]) -> tuple:
+    return CATEGORY_FIELDS[category][0] if category is not None else service_datasets(service)
+
+
 def raw_text(doc: dict) -> str:
-    """The text keyword rules match: the source record when kept, else the message,
-    command line or typed lines the event carries."""
+    """The text keyword rules match: the source records (event.original, there when kept or
+    when a keyword rule on auditd's log needs them) and what a person reads in the event:
+    the message, the command line or the typed lines (auditd's records hex-encode those)."""
     ev = doc["event"]
-    orig = ev.get("original")
-    if orig:
-        return orig
+    orig = ev.get("original") or ""
     msg = doc.get("message")
-    if msg:
-        return msg
-    action = ev.get("action")
-    if action == "exec":
-        return get(doc, "process", "command_line") or ""
-    if action == "typed":
-        return "\n".join(x for x in get(doc, "keystrokes", "lines") or [] if isinstance(x, str))
-    return ""
+    if not msg:
+        action = ev.get("action")
+        if action == "exec":
+            msg = get(doc, "process", "command_line")
+        elif action == "typed":
+            msg = "\n".join(x for x in get(doc, "keystrokes", "lines") or [] if isinstance(x, str))
+    if not msg or msg == orig:
+        return orig
+    return orig + "\n" + msg if orig else msg
 
 
 def service_datasets(service: Optional[str]) -> Optional[tuple]:

@@ -1,32 +1,44 @@
 """Load Sigma rule files from directories, compile what agentd can evaluate, report the rest.
 
-pySigma parses the YAML and the condition; nothing here reaches the network: the
-ATT&CK data pySigma would download is replaced by the vendored subset before any
-rule is parsed. A rule agentd cannot evaluate is skipped with its reason, once, at
-load; a file that no longer parses on reload keeps its previous version running.
+pySigma parses the YAML and the conditions in a child process (compile_rules.py) that
+hands back a compact form and exits: the agent never holds pySigma or its parsed
+objects, only the evaluators built from that form (evaluate.py). Nothing reaches the
+network: the child uses the vendored ATT&CK subset. A rule agentd cannot evaluate is
+skipped with its reason, once, at load; a file that no longer parses on reload keeps
+its previous version running.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Optional
+import subprocess
+import sys
 
-import yaml
-
-from agent.pipeline.detections import attack
 from agent.pipeline.detections.alert import RuleMeta
 from agent.pipeline.detections.rules.base import Hit, get
+from agent.pipeline.detections.sigma import evaluate as E
 from agent.pipeline.detections.sigma import fields as F
-from agent.pipeline.detections.sigma.compiler import Event, Unsupported, compile_condition, needs
+from agent.pipeline.detections.sigma import index
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _LAST_GOOD: dict = {}  # path -> compiled rules of its last good parse (kept across SIGHUP reloads)
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+LICENSE = "Detection Rule License 1.1"
 
 
-def _offline_pysigma() -> None:
-    from sigma.data import mitre_attack
+class CompileError(Exception):
+    """The compiling child failed as a whole (not one rule or file): the message says how."""
 
-    mitre_attack._load_mitre_attack_data = attack.pysigma_data  # never the network, never ~/.cache
+
+def compile_files(paths: list) -> list:
+    """compile_rules.py's answer for ``paths``, from a child process."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(x for x in (_ROOT, os.environ.get("PYTHONPATH")) if x))
+    # -P: never the working directory first on the path (a stray ./agent would shadow ours).
+    r = subprocess.run([sys.executable, "-P", "-m", "agent.pipeline.detections.sigma.compile_rules"],
+                       input=json.dumps(paths), capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise CompileError(f"the Sigma compiler exited with {r.returncode}: {r.stderr.strip()[-500:]}")
+    return json.loads(r.stdout)
 
 
 def _walk(dirs: list) -> tuple:
@@ -42,75 +54,22 @@ def _walk(dirs: list) -> tuple:
 
 
 class Compiled:
-    __slots__ = ("meta", "match", "getters", "datasets", "needs", "path")
+    __slots__ = ("meta", "match", "getters", "datasets", "needs", "path", "raw")
 
-    def __init__(self, meta, match, getters, datasets, need, path):
-        self.meta = meta
-        self.match = match
-        self.getters = getters
-        self.datasets = datasets
-        self.needs = need
+    def __init__(self, form: dict, path: str):
+        category, service = form["source"]
+        m = form["meta"]
+        self.meta = RuleMeta(m["id"], m["name"], m["description"], "sigma", m["level"], m["techniques"],
+                             m["tactics"], reference=m["reference"], tags=m["tags"], author=m["author"],
+                             license=LICENSE)
+        cond = form["cond"]
+        self.match = E.build(cond)
+        self.getters = {name: F.getter(category, service, name) for name in E.fields_used(cond, set())}
+        self.datasets = F.datasets(category, service)
+        self.needs = E.needs(cond)
         self.path = path
-
-
-def _fields_used(node, out: set) -> set:
-    field = getattr(node, "field", None)
-    if field is not None:
-        out.add(field)
-    for a in getattr(node, "args", None) or ():
-        if not isinstance(a, str):
-            _fields_used(a, out)
-    return out
-
-
-def _meta(rule) -> RuleMeta:
-    techniques, tactics, tags = [], [], []
-    for tag in rule.tags or ():
-        tags.append(f"{tag.namespace}.{tag.name}")
-        if tag.namespace != "attack":
-            continue
-        name = tag.name.lower()
-        if name.startswith("t") and name[1:2].isdigit():
-            techniques.append(name.upper())
-        elif name in attack.TACTICS:
-            tactics.append(name)
-    level = rule.level.name.lower() if rule.level is not None else "medium"
-    author = rule.author or ""
-    return RuleMeta(str(rule.id or rule.title), rule.title, rule.description or "", "sigma", level, techniques,
-                    tactics, reference=(rule.references or [""])[0], tags=tags, author=author,
-                    license="Detection Rule License 1.1")
-
-
-def compile_rule(rule, path: str) -> Compiled:
-    ls = rule.logsource
-    if ls.product not in (None, "linux"):
-        raise Unsupported(f"log source product {ls.product!r}: agentd reads Linux only")
-    if ls.category is not None:
-        if ls.category not in F.CATEGORY_FIELDS:
-            raise Unsupported(f"log source category {ls.category!r}: agentd has no such events")
-        datasets, table = F.CATEGORY_FIELDS[ls.category]
-        keywords_ok = False
-    else:
-        datasets = F.service_datasets(ls.service)
-        table = F.AUDITD_FIELDS if ls.service == "auditd" else {}
-        keywords_ok = True
-    parsed = [cond.parse() for cond in rule.detection.parsed_condition]
-    used: set = set()
-    for p in parsed:
-        _fields_used(p, used)
-    getters = {}
-    for name in used:
-        g = F.auditd_field(name) if ls.service == "auditd" else table.get(name)
-        if g is None:
-            raise Unsupported(f"field {name!r} is not something agentd's events provide")
-        getters[name] = g
-    subs = [compile_condition(p, getters, keywords_ok) for p in parsed]
-    match = subs[0] if len(subs) == 1 else (lambda ev: any(s(ev) for s in subs))
-    need: Optional[list] = []
-    for p in parsed:
-        got = needs(p)
-        need = None if got is None or need is None else need + got
-    return Compiled(_meta(rule), match, getters, datasets, need, path)
+        # Keywords of a rule written for auditd's log search its raw records (event.original).
+        self.raw = service == "auditd" and E.uses_text(cond)
 
 
 class SigmaRuleSet:
@@ -123,10 +82,8 @@ class SigmaRuleSet:
         files, missing = _walk(dirs)
         for d in missing:
             self.errors.append((d, "not a directory"))
-        if files:
-            _offline_pysigma()
-        for path in files:
-            for item in self._load_file(path):
+        for path, items in self._compile(files):
+            for item in items:
                 if item.meta.id in self.meta:
                     self.skipped.append((path, item.meta.id, item.meta.name,
                                          "duplicate id (loaded from " + self._path_of(item.meta.id) + ")"))
@@ -140,70 +97,37 @@ class SigmaRuleSet:
     def _path_of(self, rule_id: str) -> str:
         return next((r.path for r in self.rules if r.meta.id == rule_id), "?")
 
-    def _load_file(self, path: str) -> list:
-        from sigma.collection import SigmaCollection
-        from sigma.rule import SigmaRule
-
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-            # libyaml's loader: pySigma's own (pure Python) made loading 154 rules take seconds.
-            collection = SigmaCollection.from_dicts(list(yaml.load_all(text, Loader=_LOADER)))
-        except Exception as e:  # pySigma raises many types for bad YAML/rules
-            reason = " ".join(str(e).split())[:300] or type(e).__name__
-            if path in _LAST_GOOD:
-                self.errors.append((path, f"does not parse ({reason}); its previous version stays loaded"))
-                return _LAST_GOOD[path]
-            self.errors.append((path, f"does not parse: {reason}"))
+    def _compile(self, files: list) -> list:
+        if not files:
             return []
+        try:
+            answers = compile_files(files)
+        except (CompileError, ValueError, OSError) as e:
+            # Nothing parsed: every file keeps its previous version, if it had one.
+            answers = [{"path": p, "rules": [], "skipped": [], "error": str(e)} for p in files]
         out = []
-        for rule in collection.rules:
-            if not isinstance(rule, SigmaRule):
-                self.skipped.append((path, str(getattr(rule, "id", "") or ""), getattr(rule, "title", ""),
-                                     f"{type(rule).__name__}: correlation and filter rules are not evaluated"))
+        for a in answers:
+            path = a["path"]
+            if a["error"] is not None:
+                if path in _LAST_GOOD:
+                    self.errors.append((path, f"does not parse ({a['error']}); its previous version stays loaded"))
+                    out.append((path, _LAST_GOOD[path]))
+                else:
+                    self.errors.append((path, f"does not parse: {a['error']}"))
                 continue
-            try:
-                out.append(compile_rule(rule, path))
-            except Unsupported as e:
-                self.skipped.append((path, str(rule.id or ""), rule.title, str(e)))
-            except Exception as e:
-                self.skipped.append((path, str(rule.id or ""), rule.title, f"cannot compile: {e}"))
-        _LAST_GOOD[path] = out
+            self.skipped += [(path, rid, title, reason) for rid, title, reason in a["skipped"]]
+            # Compiled rules hold no state: a reload may hand the same ones out again.
+            _LAST_GOOD[path] = [Compiled(f, path) for f in a["rules"]]
+            out.append((path, _LAST_GOOD[path]))
         return out
 
     def _index(self) -> None:
-        """Per dataset: the rules always evaluated, and per field an Aho-Corasick automaton
-        from needed literals to the rules needing them."""
-        import ahocorasick
-
         self.getters: dict = {}
         for r in self.rules:
             self.getters.update(r.getters)
-        self.by_dataset: dict = {}
-        for i, r in enumerate(self.rules):
-            for ds in r.datasets:
-                always, literals = self.by_dataset.setdefault(ds, ([], {}))
-                if not r.needs:
-                    always.append(i)
-                    continue
-                for field, lit in r.needs:
-                    literals.setdefault(field, {}).setdefault(lit, set()).add(i)
-        for ds, (always, literals) in list(self.by_dataset.items()):
-            # One automaton per dataset over all its fields: the event's field values are
-            # scanned as one text, segment i being field i, and a literal counts only
-            # inside the segment of the field it was needed in.
-            fields = list(literals)
-            words: dict = {}
-            for fi, field in enumerate(fields):
-                for lit, idx in literals[field].items():
-                    words.setdefault(lit, []).append((fi, len(lit), tuple(sorted(idx))))
-            auto = ahocorasick.Automaton()
-            for lit, entries in words.items():
-                auto.add_word(lit, tuple(entries))
-            if words:
-                auto.make_automaton()
-            getters = tuple(F.raw_text if f is None else self.getters[f] for f in fields)
-            self.by_dataset[ds] = (tuple(always), getters, auto if words else None)
+        # The datasets whose events must carry their raw records to this stage.
+        self.raw_datasets = frozenset(ds.split(":")[0] for r in self.rules if r.raw for ds in r.datasets)
+        self.by_dataset = index.build(self.rules, lambda f: F.raw_text if f is None else self.getters[f])
 
     def _keys(self, doc: dict) -> list:
         ev = doc["event"]
@@ -223,25 +147,20 @@ class SigmaRuleSet:
             entry = self.by_dataset.get(key)
             if entry is None:
                 continue
-            always, getters, auto = entry
+            always, fields = entry
             cands.update(always)
-            if auto is None:
-                continue
-            parts, starts, pos = [], [], 0
-            for getter in getters:
+            for getter, fi in fields:
                 raw = getter(doc)
-                text = "" if raw is None else ("\x00".join(map(str, raw)) if isinstance(raw, list) else str(raw))
-                starts.append(pos)
-                parts.append(text)
-                pos += len(text) + 1
-            starts.append(pos)
-            for end, entries in auto.iter("\x01".join(parts).lower()):
-                for fi, n, idx in entries:
-                    if starts[fi] <= end - n + 1 and end < starts[fi + 1] - 1:
-                        cands.update(idx)
+                if raw is None:
+                    continue
+                if isinstance(raw, list):
+                    for x in raw:
+                        cands |= fi.of(x)
+                else:
+                    cands |= fi.of(raw)
         if not cands:
             return []
-        ev = Event(doc, self.getters, F.raw_text)
+        ev = E.Event(doc, self.getters, F.raw_text)
         hits = []
         for i in sorted(cands):
             r = self.rules[i]
