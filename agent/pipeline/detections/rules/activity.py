@@ -12,7 +12,7 @@ import os
 import re
 
 from agent.base.options import Option
-from agent.pipeline.detections.rules.base import Hit, Rule, get, login_user, opt_users
+from agent.pipeline.detections.rules.base import About, Hit, Rule, get, login_user, opt_users
 
 SHELLS = ("sh", "bash", "dash", "zsh", "ksh", "fish", "tcsh", "csh", "ash", "busybox")
 _CMD_DATASETS = ("auditd.process", "auditd.tty")
@@ -29,11 +29,18 @@ def command_texts(doc: dict) -> list:
 
 
 class _PatternRule(Rule):
+    """A pattern in what was run or typed; ``check_other`` for the rule's other datasets."""
+
     datasets = _CMD_DATASETS
     patterns: re.Pattern = re.compile(r"(?!x)x")
     options = {"allow_users": opt_users()}
 
+    def check_other(self, doc: dict) -> list:
+        return []
+
     def check(self, doc: dict, ts: float) -> list:
+        if doc["event"].get("dataset") not in _CMD_DATASETS:
+            return self.check_other(doc)
         for text in command_texts(doc):
             if self.patterns.search(text):
                 user = login_user(doc)
@@ -45,12 +52,8 @@ class _PatternRule(Rule):
 
 
 class HistoryWipe(_PatternRule):
-    key = "history_wipe"
-    id = "agentd-history-wipe"
-    name = "Shell history or traces wiped"
-    description = "Shell history cleared, disabled or deleted, or login records wiped."
-    severity = "medium"
-    techniques = ("T1070", "T1070.003", "T1690")
+    about = About("history_wipe", "Shell history or traces wiped", "medium", ("T1070", "T1070.003", "T1690"),
+                  "Shell history cleared, disabled or deleted, or login records wiped.")
     datasets = _CMD_DATASETS + ("auditd.file",)
     patterns = re.compile(
         r"\bhistory\s+-[a-z]*c|\bunset\s+HISTFILE\b|\bHISTFILE=(?:/dev/null|\s|$)|\bHISTSIZE=0\b|"
@@ -59,34 +62,26 @@ class HistoryWipe(_PatternRule):
         r">\s*~?[\w/.]*(?:\.bash_history|\.zsh_history|/var/log/(?:wtmp|btmp|lastlog))\b|"
         r"\bln\s+-[a-z]*s[a-z]*\s+/dev/null\s+\S*_history")
 
-    def check(self, doc: dict, ts: float) -> list:
-        if doc["event"].get("dataset") == "auditd.file":
-            path = str(get(doc, "file", "path") or "")
-            if path.endswith("_history") and doc["event"].get("action") == "file-deleted" \
-                    and not self.allowed_user(login_user(doc)):
-                return [Hit(doc, [doc["event"]["id"]], f"{path} deleted by {login_user(doc) or '?'}",
-                            key=get(doc, "session", "id") or "")]
-            return []
-        return super().check(doc, ts)
+    def check_other(self, doc: dict) -> list:
+        path = str(get(doc, "file", "path") or "")  # auditd.file
+        if path.endswith("_history") and doc["event"].get("action") == "file-deleted" \
+                and not self.allowed_user(login_user(doc)):
+            return [Hit(doc, [doc["event"]["id"]], f"{path} deleted by {login_user(doc) or '?'}",
+                        key=get(doc, "session", "id") or "")]
+        return []
 
 
 class ReverseShell(_PatternRule):
-    key = "reverse_shell"
-    id = "agentd-reverse-shell"
-    name = "Reverse shell"
-    description = "A shell wired to a network socket: /dev/tcp redirection, nc -e, socat exec, a shell connecting out."
-    severity = "critical"
-    techniques = ("T1059", "T1059.004", "T1071")
+    about = About("reverse_shell", "Reverse shell", "critical", ("T1059", "T1059.004", "T1071"),
+                  "A shell wired to a network socket: /dev/tcp redirection, nc -e, socat exec, a shell connecting out.")
     datasets = _CMD_DATASETS + ("auditd.network",)
     patterns = re.compile(
         r"/dev/(?:tcp|udp)/[^/\s]+/\d+|\b(?:nc|ncat|netcat)\b[^|;]*\s-[a-z]*[ec]\s|"
         r"\bsocat\b[^|;]*\b(?:exec|system):|\bmkfifo\b.*\|\s*(?:nc|ncat|netcat)\b|"
         r"\b(?:python[\d.]*|perl|ruby|php)\b.*(?:socket|fsockopen|TCPSocket).*(?:pty|/bin/(?:ba)?sh|dup2|exec)")
 
-    def check(self, doc: dict, ts: float) -> list:
-        if doc["event"].get("dataset") != "auditd.network":
-            return super().check(doc, ts)
-        # bash's own connect(): the /dev/tcp redirection, whatever was typed.
+    def check_other(self, doc: dict) -> list:
+        # auditd.network: bash's own connect(), the /dev/tcp redirection, whatever was typed.
         name = str(get(doc, "process", "name") or "")
         ip = get(doc, "destination", "ip")
         if name not in SHELLS or not ip or self.allowed_user(login_user(doc)):
@@ -106,12 +101,8 @@ _OUT_FLAG = re.compile(r"(?:^|\s)(?:-o|-O|--output(?:-document)?=?)\s*(\S+)")
 
 
 class DownloadAndRun(Rule):
-    key = "download_and_run"
-    id = "agentd-download-and-run"
-    name = "Download and run"
-    description = "Something fetched from the network was executed: piped into a shell, or saved and run."
-    severity = "high"
-    techniques = ("T1105", "T1059.004")
+    about = About("download_and_run", "Download and run", "high", ("T1105", "T1059.004"),
+                  "Something fetched from the network was executed: piped into a shell, or saved and run.")
     datasets = _CMD_DATASETS
     options = {
         "window": Option("duration", "30m", "how long a downloaded file is remembered", minimum=1),
@@ -170,12 +161,8 @@ class DownloadAndRun(Rule):
 
 
 class SudoDenied(Rule):
-    key = "sudo_denied"
-    id = "agentd-sudo-denied"
-    name = "sudo denied"
-    description = "sudo refused a command (not in sudoers, wrong password, command not allowed)."
-    severity = "medium"
-    techniques = ("T1548", "T1548.003")
+    about = About("sudo_denied", "sudo denied", "medium", ("T1548", "T1548.003"),
+                  "sudo refused a command (not in sudoers, wrong password, command not allowed).")
     datasets = ("sudo.command",)
     options = {"allow_users": opt_users()}
 
@@ -191,12 +178,8 @@ class SudoDenied(Rule):
 
 
 class SuFailure(Rule):
-    key = "su_failure"
-    id = "agentd-su-failure"
-    name = "su failed"
-    description = "A failed su: someone tried another account's password."
-    severity = "medium"
-    techniques = ("T1548", "T1110")
+    about = About("su_failure", "su failed", "medium", ("T1548", "T1110"),
+                  "A failed su: someone tried another account's password.")
     datasets = ("su.session", "auditd.auth")
     options = {"allow_users": opt_users()}
 
@@ -219,12 +202,8 @@ class SuFailure(Rule):
 
 
 class SudoShell(Rule):
-    key = "sudo_shell"
-    id = "agentd-sudo-shell"
-    name = "sudo to a shell"
-    description = "sudo used to open a root shell (sudo -i, sudo -s, sudo bash): what follows is not itemised by sudo."
-    severity = "low"
-    techniques = ("T1548", "T1548.003", "T1059.004")
+    about = About("sudo_shell", "sudo to a shell", "low", ("T1548", "T1548.003", "T1059.004"),
+                  "sudo used to open a root shell (sudo -i, sudo -s, sudo bash): what follows is not itemised by sudo.")
     datasets = ("sudo.command",)
     options = {"allow_users": opt_users("users whose root shells are expected")}
 
@@ -245,13 +224,9 @@ _AGENT_SOCK = re.compile(r"^/tmp/ssh-[^/]+/agent\.\d+$")
 
 
 class ForeignAgentSocket(Rule):
-    key = "ssh_agent_hijack"
-    id = "agentd-ssh-agent-hijack"
-    name = "Someone else's SSH agent socket used"
-    description = ("A process of another user (root included) connected to a user's forwarded SSH agent "
-                   "socket (SSH_AUTH_SOCK): it can log in anywhere with that user's keys.")
-    severity = "critical"
-    techniques = ("T1563", "T1563.001")
+    about = About("ssh_agent_hijack", "Someone else's SSH agent socket used", "critical", ("T1563", "T1563.001"),
+                  ("A process of another user (root included) connected to a user's forwarded SSH agent socket "
+                   "(SSH_AUTH_SOCK): it can log in anywhere with that user's keys."))
     datasets = ("auditd.network",)
     options = {"allow_users": opt_users("login users allowed to use others' agents")}
 

@@ -12,6 +12,7 @@ from typing import Optional
 
 from agent.base.options import Option
 from agent.pipeline.detections.rules.base import (
+    About,
     Hit,
     Rule,
     check_days,
@@ -20,10 +21,10 @@ from agent.pipeline.detections.rules.base import (
     day_set,
     get,
     ip_in,
-    nets,
     opt_cidrs,
     opt_users,
     prune,
+    prune_per_key,
     within_hours,
 )
 
@@ -92,12 +93,8 @@ class _FailureRule(Rule):
 
 
 class BruteForce(_FailureRule):
-    key = "ssh_brute_force"
-    id = "agentd-ssh-brute-force"
-    name = "SSH brute force"
-    description = "Many failed SSH logins from one source address, or against one user, within a window."
-    severity = "high"
-    techniques = ("T1110", "T1110.001")
+    about = About("ssh_brute_force", "SSH brute force", "high", ("T1110", "T1110.001"),
+                  "Many failed SSH logins from one source address, or against one user, within a window.")
     options = {
         "threshold": Option("int", "5", "failed logins from one source IP that raise the alert", minimum=1),
         "user_threshold": Option("int", "10", "failed logins against one user (any source) that raise it",
@@ -107,12 +104,9 @@ class BruteForce(_FailureRule):
         "allow_users": opt_users(),
     }
 
-    def setup(self) -> None:
-        self.allow = nets(self.conf["allow_source_cidrs"])
-
     def check(self, doc: dict, ts: float) -> list:
         a = self.failures(doc, ts)
-        if a is None or ip_in(a[0], self.allow) or self.allowed_user(a[1]):
+        if a is None or self.allowed_source(a[0]) or self.allowed_user(a[1]):
             return []
         ip, user = a[0], a[1]
         eid = doc["event"]["id"]
@@ -132,12 +126,8 @@ class BruteForce(_FailureRule):
 
 
 class PasswordSpraying(_FailureRule):
-    key = "ssh_password_spraying"
-    id = "agentd-ssh-password-spraying"
-    name = "SSH password spraying"
-    description = "Failed SSH logins for many different users from one source address within a window."
-    severity = "high"
-    techniques = ("T1110", "T1110.003")
+    about = About("ssh_password_spraying", "SSH password spraying", "high", ("T1110", "T1110.003"),
+                  "Failed SSH logins for many different users from one source address within a window.")
     options = {
         "users": Option("int", "5", "distinct user names tried from one source IP that raise the alert",
                         minimum=2),
@@ -145,12 +135,9 @@ class PasswordSpraying(_FailureRule):
         "allow_source_cidrs": opt_cidrs("", "sources never alerted on"),
     }
 
-    def setup(self) -> None:
-        self.allow = nets(self.conf["allow_source_cidrs"])
-
     def check(self, doc: dict, ts: float) -> list:
         a = self.failures(doc, ts)
-        if a is None or ip_in(a[0], self.allow):
+        if a is None or self.allowed_source(a[0]):
             return []
         ip = a[0]
         lst = self.window_list(ip, ts, [ts, doc["event"]["id"], a[1] or "?"])
@@ -162,12 +149,8 @@ class PasswordSpraying(_FailureRule):
 
 
 class SuccessAfterFailures(_FailureRule):
-    key = "ssh_success_after_failures"
-    id = "agentd-ssh-success-after-failures"
-    name = "SSH login after failed attempts"
-    description = "A successful SSH login from a source address that failed several times just before."
-    severity = "high"
-    techniques = ("T1110", "T1078")
+    about = About("ssh_success_after_failures", "SSH login after failed attempts", "high", ("T1110", "T1078"),
+                  "A successful SSH login from a source address that failed several times just before.")
     datasets = _FAIL_DATASETS + _LOGIN
     options = {
         "failures": Option("int", "3", "failed logins from the source before the success", minimum=1),
@@ -175,9 +158,6 @@ class SuccessAfterFailures(_FailureRule):
         "allow_source_cidrs": opt_cidrs("", "sources never alerted on"),
         "allow_users": opt_users(),
     }
-
-    def setup(self) -> None:
-        self.allow = nets(self.conf["allow_source_cidrs"])
 
     def check(self, doc: dict, ts: float) -> list:
         if doc["event"].get("dataset") != "agentd.session":
@@ -189,7 +169,7 @@ class SuccessAfterFailures(_FailureRule):
             return []
         ip = get(doc, "session", "source", "ip")
         user = get(doc, "session", "user")
-        if not ip or ip_in(ip, self.allow) or self.allowed_user(user):
+        if not ip or self.allowed_source(ip) or self.allowed_user(user):
             return []
         lst = [x for x in self.state.setdefault("by", {}).get(ip, []) if ts - x[0] <= self.conf["window"]]
         if len(lst) < self.conf["failures"]:
@@ -207,12 +187,8 @@ def _login(doc: dict) -> Optional[tuple]:
 
 
 class LoginOutsidePolicy(Rule):
-    key = "login_outside_policy"
-    id = "agentd-login-outside-policy"
-    name = "Login outside allowed hours or networks"
-    description = "A login at a time or day, or from a source address, that the bastion's policy does not allow."
-    severity = "medium"
-    techniques = ("T1078",)
+    about = About("login_outside_policy", "Login outside allowed hours or networks", "medium", ("T1078",),
+                  "A login at a time or day, or from a source address, that the bastion's policy does not allow.")
     datasets = _LOGIN
     options = {
         "allowed_hours": Option("str", "", "logins allowed between HH:MM-HH:MM (empty: any time)",
@@ -225,7 +201,6 @@ class LoginOutsidePolicy(Rule):
     }
 
     def setup(self) -> None:
-        self.sources = nets(self.conf["allowed_source_cidrs"])
         self.days = day_set(self.conf["allowed_days"])
 
     def check(self, doc: dict, ts: float) -> list:
@@ -240,19 +215,16 @@ class LoginOutsidePolicy(Rule):
             out.append(Hit(doc, [doc["event"]["id"]], f"{user} logged in outside the allowed hours "
                            f"({self.conf['allowed_hours'] or 'any'} {','.join(self.conf['allowed_days'])} "
                            f"{self.conf['timezone']})", key=sid + "|hours"))
-        if self.sources and ip and not ip_in(ip, self.sources):
+        sources = self.nets["allowed_source_cidrs"]
+        if sources and ip and not ip_in(ip, sources):
             out.append(Hit(doc, [doc["event"]["id"]], f"{user} logged in from {ip}, outside the allowed "
                            "source networks", key=sid + "|source", fields={"source": {"ip": ip}}))
         return out
 
 
 class PrivilegedLogin(Rule):
-    key = "root_or_shared_login"
-    id = "agentd-root-or-shared-login"
-    name = "Direct root or shared-account login"
-    description = "A login straight into root or a shared account: the person behind it is not known."
-    severity = "high"
-    techniques = ("T1078", "T1078.003")
+    about = About("root_or_shared_login", "Direct root or shared-account login", "high", ("T1078", "T1078.003"),
+                  "A login straight into root or a shared account: the person behind it is not known.")
     datasets = _LOGIN
     options = {
         "accounts": Option("list", "root", "accounts nobody should log in to directly"),
@@ -262,23 +234,18 @@ class PrivilegedLogin(Rule):
 
     def setup(self) -> None:
         self.accounts = set(self.conf["accounts"]) | set(self.conf["shared_accounts"])
-        self.allow = nets(self.conf["allow_source_cidrs"])
 
     def check(self, doc: dict, ts: float) -> list:
         login = _login(doc)
-        if login is None or login[0] not in self.accounts or ip_in(login[1], self.allow):
+        if login is None or login[0] not in self.accounts or self.allowed_source(login[1]):
             return []
         kind = "shared account" if login[0] in self.conf["shared_accounts"] else "privileged account"
         return [Hit(doc, [doc["event"]["id"]], f"direct login to {kind} {login[0]} from {login[1] or '?'}")]
 
 
 class NewSourceNetwork(Rule):
-    key = "login_new_network"
-    id = "agentd-login-new-network"
-    name = "Login from a new network"
-    description = "A user logged in from a source network never seen for that user before."
-    severity = "low"
-    techniques = ("T1078",)
+    about = About("login_new_network", "Login from a new network", "low", ("T1078",),
+                  "A user logged in from a source network never seen for that user before.")
     datasets = _LOGIN
     replay_note = "learns each user's networks as it goes: a replay starts with none learned"
     options = {
@@ -315,12 +282,7 @@ class NewSourceNetwork(Rule):
                     "this user", key=net, fields={"source": {"ip": ip}})]
 
     def expire(self, now: float) -> None:
-        users = self.state.setdefault("users", {})
-        for user, seen in list(users.items()):
-            prune(seen, now - self.conf["remember"])
-            if not seen:
-                del users[user]
-        prune(users, 0, key=lambda v: max(v.values()) if v else 0)
+        prune_per_key(self.state.setdefault("users", {}), now - self.conf["remember"])
 
 
 RULES = (BruteForce, PasswordSpraying, SuccessAfterFailures, LoginOutsidePolicy, PrivilegedLogin, NewSourceNetwork)

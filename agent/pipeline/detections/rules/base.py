@@ -5,9 +5,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Optional
+from typing import ClassVar, NamedTuple, Optional
 
 from agent.base.options import Option
+from agent.pipeline.session_fields import get as get  # one path reader for the pipeline's stages
 
 MAX_KEYS = 10000  # per rule map: a flood of source IPs cannot grow the state without bound
 
@@ -55,6 +56,16 @@ def check_tz(value: str) -> None:
 
 def opt_users(doc: str = "users this rule never alerts on") -> Option:
     return Option("list", "", doc)
+
+
+class About(NamedTuple):
+    """A built-in rule's identity, one line in its class: its id is "agentd-" and the key."""
+
+    key: str  # config section [detection:KEY]
+    name: str
+    severity: str  # Sigma level names: informational, low, medium, high, critical
+    techniques: tuple  # ATT&CK technique ids
+    description: str
 
 
 def opt_cidrs(default: str, doc: str) -> Option:
@@ -124,18 +135,19 @@ def within_hours(ts: float, hours: str, days: set, tz: str) -> bool:
     return start <= now < end if start <= end else (now >= start or now < end)
 
 
-def get(doc: dict, *path) -> Any:
-    cur: Any = doc
-    for p in path:
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(p)
-    return cur
-
-
 def login_user(doc: dict) -> Optional[str]:
     """The person behind an event: the login user of its session, else its user.name."""
     return get(doc, "session", "user") or get(doc, "user", "name")
+
+
+def prune_per_key(outer: dict, horizon: float) -> None:
+    """Maps of "seen" values per key (user -> {network: last seen}): forget what was last
+    seen before ``horizon``, then keys left empty, and keep at most MAX_KEYS keys."""
+    for k, seen in list(outer.items()):
+        prune(seen, horizon)
+        if not seen:
+            del outer[k]
+    prune(outer, 0, key=lambda v: max(v.values()) if v else 0)
 
 
 def prune(mapping: dict, horizon: float, key=lambda v: v) -> None:
@@ -163,27 +175,38 @@ class Hit:
 
 
 class Rule:
-    """A built-in rule. Subclasses set the class attributes and implement ``check``.
+    """A built-in rule. Subclasses set ``about``, ``datasets`` and ``options`` and implement ``check``.
 
     ``datasets`` routes events to the rule (None: every event); ``state`` is a
     JSON-able dict the engine persists, so windows and "seen" sets survive restarts.
+    What every rule's options share is read here: ``allow_users``, and each list of
+    networks (an ``opt_cidrs`` option) parsed once into ``self.nets[option]``.
     """
 
-    key: ClassVar[str] = ""  # config section [detection:KEY]
+    about: ClassVar[Optional[About]] = None
+    key: ClassVar[str] = ""
     id: ClassVar[str] = ""
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    severity: ClassVar[str] = "medium"  # Sigma level names: informational, low, medium, high, critical
-    techniques: ClassVar[tuple] = ()  # ATT&CK technique ids
+    severity: ClassVar[str] = "medium"
+    techniques: ClassVar[tuple] = ()
     datasets: ClassVar[Optional[tuple]] = None
     options: ClassVar[dict] = {}
     # Said by `agentd replay` when a rule cannot give the live result there.
     replay_note: ClassVar[str] = ""
 
+    def __init_subclass__(cls, **kw) -> None:
+        super().__init_subclass__(**kw)
+        about = cls.__dict__.get("about")
+        if about is not None:
+            cls.key, cls.name, cls.severity, cls.techniques, cls.description = about
+            cls.id = "agentd-" + about.key.replace("_", "-")
+
     def __init__(self, conf: dict, state: dict):
         self.conf = conf
         self.state = state
         self.allow_users = set(conf.get("allow_users") or ())
+        self.nets = {name: nets(conf[name]) for name, opt in self.options.items() if opt.check is check_cidrs}
         self.setup()
 
     def setup(self) -> None:
@@ -191,6 +214,10 @@ class Rule:
 
     def allowed_user(self, user: Optional[str]) -> bool:
         return bool(user) and user in self.allow_users
+
+    def allowed_source(self, ip: Optional[str]) -> bool:
+        """The source is in the rule's allow_source_cidrs."""
+        return ip_in(ip, self.nets.get("allow_source_cidrs", ()))
 
     def check(self, doc: dict, ts: float) -> list:
         raise NotImplementedError

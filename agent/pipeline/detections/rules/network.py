@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from agent.base.options import Option
 from agent.pipeline.detections.rules.base import (
+    About,
     Hit,
     Rule,
     check_ports,
     get,
     ip_in,
     login_user,
-    nets,
     opt_cidrs,
     opt_users,
     port_in,
     ports,
     prune,
+    prune_per_key,
 )
 
 _CONNECT = ("auditd.network", "psutil.network")
@@ -33,12 +34,8 @@ def _connection(doc: dict):
 
 
 class Egress(Rule):
-    key = "egress_policy"
-    id = "agentd-egress-policy"
-    name = "Connection outside the allowed destinations"
-    description = "A session connected to an address outside the allowed internal networks, or to a port not allowed."
-    severity = "medium"
-    techniques = ("T1041", "T1571")
+    about = About("egress_policy", "Connection outside the allowed destinations", "medium", ("T1041", "T1571"),
+                  "A session connected to an address outside the allowed internal networks, or to a port not allowed.")
     datasets = _CONNECT
     options = {
         "allowed_destination_cidrs": opt_cidrs(PRIVATE, "networks sessions may connect to"),
@@ -48,7 +45,6 @@ class Egress(Rule):
     }
 
     def setup(self) -> None:
-        self.cidrs = nets(self.conf["allowed_destination_cidrs"])
         self.ports = ports(self.conf["allowed_destination_ports"])
 
     def check(self, doc: dict, ts: float) -> list:
@@ -57,7 +53,8 @@ class Egress(Rule):
             return []
         ip, port = c
         why = []
-        if self.cidrs and not ip_in(ip, self.cidrs):
+        cidrs = self.nets["allowed_destination_cidrs"]
+        if cidrs and not ip_in(ip, cidrs):
             why.append("address outside the allowed networks")
         if self.ports and not port_in(port, self.ports):
             why.append(f"port {port} not allowed")
@@ -69,12 +66,8 @@ class Egress(Rule):
 
 
 class NewDestination(Rule):
-    key = "new_destination"
-    id = "agentd-new-destination"
-    name = "New destination for the user"
-    description = "A user connected through the bastion to an address and port never seen for that user."
-    severity = "low"
-    techniques = ("T1021", "T1021.004")
+    about = About("new_destination", "New destination for the user", "low", ("T1021", "T1021.004"),
+                  "A user connected through the bastion to an address and port never seen for that user.")
     datasets = _CONNECT
     replay_note = "learns each user's destinations as it goes: a replay starts with none learned"
     options = {
@@ -84,13 +77,10 @@ class NewDestination(Rule):
         "allow_users": opt_users(),
     }
 
-    def setup(self) -> None:
-        self.ignore = nets(self.conf["ignore_cidrs"])
-
     def check(self, doc: dict, ts: float) -> list:
         c = _connection(doc)
         user = login_user(doc)
-        if c is None or not user or ip_in(c[0], self.ignore) or self.allowed_user(user):
+        if c is None or not user or ip_in(c[0], self.nets["ignore_cidrs"]) or self.allowed_user(user):
             return []
         dest = f"{c[0]}:{c[1]}"
         seen = self.state.setdefault("users", {}).setdefault(user, {})
@@ -105,20 +95,12 @@ class NewDestination(Rule):
                     fields={"destination": {"ip": c[0], "port": c[1]}})]
 
     def expire(self, now: float) -> None:
-        users = self.state.setdefault("users", {})
-        for user, seen in list(users.items()):
-            prune(seen, now - self.conf["remember"])
-            if not seen:
-                del users[user]
+        prune_per_key(self.state.setdefault("users", {}), now - self.conf["remember"])
 
 
 class BulkTransfer(Rule):
-    key = "bulk_transfer"
-    id = "agentd-bulk-transfer"
-    name = "Bulk transfer in a session"
-    description = "A session moved more bytes through the bastion (scp, sftp, rsync) than the threshold."
-    severity = "medium"
-    techniques = ("T1048", "T1030")
+    about = About("bulk_transfer", "Bulk transfer in a session", "medium", ("T1048", "T1030"),
+                  "A session moved more bytes through the bastion (scp, sftp, rsync) than the threshold.")
     datasets = ("sshd.sftp", "agentd.transfer")
     options = {
         "threshold": Option("size", "100MiB", "bytes uploaded plus downloaded in one session", minimum=1),
@@ -149,12 +131,8 @@ class BulkTransfer(Rule):
 
 
 class SessionLoss(Rule):
-    key = "session_loss"
-    id = "agentd-session-loss"
-    name = "Events lost during a session"
-    description = "The agent lost events (agentd.gap) while a session was open: its timeline is incomplete."
-    severity = "medium"
-    techniques = ("T1685",)
+    about = About("session_loss", "Events lost during a session", "medium", ("T1685",),
+                  "The agent lost events (agentd.gap) while a session was open: its timeline is incomplete.")
     datasets = ("agentd.gap",)
     options: dict = {}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from agent.base.options import Option
-from agent.pipeline.detections.rules.base import Hit, Rule, get, login_user, opt_users
+from agent.pipeline.detections.rules.base import About, Hit, Rule, get, login_user, opt_users
 
 _AUDIT_LOG = re.compile(r"(?:^|[\s=])(?:/var/log/audit\b|/etc/audit\b)")
 _WRITERS = {"rm", "mv", "cp", "tee", "sed", "touch", "truncate", "ln", "install", "chmod", "chown", "vi", "vim",
@@ -18,12 +18,8 @@ _CLEARING = re.compile(r"^(?:rm|truncate|shred|unlink|mv|cp|dd|tee)$")
 
 
 class AuditRulesChanged(Rule):
-    key = "audit_rules_changed"
-    id = "agentd-audit-rules-changed"
-    name = "Audit rules changed"
-    description = "Kernel audit rules were added, deleted, or auditing was switched off (CONFIG_CHANGE)."
-    severity = "high"
-    techniques = ("T1685", "T1685.004")
+    about = About("audit_rules_changed", "Audit rules changed", "high", ("T1685", "T1685.004"),
+                  "Kernel audit rules were added, deleted, or auditing was switched off (CONFIG_CHANGE).")
     datasets = ("auditd.config",)
     options = {"allow_users": opt_users("login users allowed to change audit rules (e.g. a config tool)")}
 
@@ -43,12 +39,8 @@ class AuditRulesChanged(Rule):
 
 
 class AuditDaemonStopped(Rule):
-    key = "auditd_stopped"
-    id = "agentd-auditd-stopped"
-    name = "Audit daemon stopped"
-    description = "auditd stopped or aborted: nothing is recorded until it starts again."
-    severity = "high"
-    techniques = ("T1685", "T1685.004")
+    about = About("auditd_stopped", "Audit daemon stopped", "high", ("T1685", "T1685.004"),
+                  "auditd stopped or aborted: nothing is recorded until it starts again.")
     datasets = ("auditd.config",)
     options: dict = {}
 
@@ -59,12 +51,8 @@ class AuditDaemonStopped(Rule):
 
 
 class AuditLogTampered(Rule):
-    key = "audit_log_tampered"
-    id = "agentd-audit-log-tampered"
-    name = "Audit log truncated or removed"
-    description = "A login wrote to, truncated or removed the audit log or audit configuration."
-    severity = "critical"
-    techniques = ("T1685", "T1685.006", "T1070")
+    about = About("audit_log_tampered", "Audit log truncated or removed", "critical", ("T1685", "T1685.006", "T1070"),
+                  "A login wrote to, truncated or removed the audit log or audit configuration.")
     datasets = ("auditd.file", "auditd.process")
     options = {"allow_users": opt_users()}
 
@@ -90,13 +78,9 @@ class AuditLogTampered(Rule):
 
 
 class PamChanged(Rule):
-    key = "pam_tty_audit_removed"
-    id = "agentd-pam-tty-audit-removed"
-    name = "PAM changed or pam_tty_audit missing"
-    description = ("PAM configuration was written, or a login opened without pam_tty_audit although earlier "
-                   "logins had it: keystrokes are no longer recorded.")
-    severity = "high"
-    techniques = ("T1556", "T1556.003")
+    about = About("pam_tty_audit_removed", "PAM changed or pam_tty_audit missing", "high", ("T1556", "T1556.003"),
+                  ("PAM configuration was written, or a login opened without pam_tty_audit although earlier logins had "
+                   "it: keystrokes are no longer recorded."))
     datasets = ("auditd.file", "auditd.login", "auditd.process")
     options = {"allow_users": opt_users()}
 
@@ -134,13 +118,10 @@ class PamChanged(Rule):
 
 
 class AgentTampered(Rule):
-    key = "agent_tampered"
-    id = "agentd-agent-tampered"
-    name = "Agent configuration or code changed, or agent stopped"
-    description = ("agentd's configuration or code was written, or agentd was stopped, killed or restarted "
-                   "with another configuration (seen at its next start).")
-    severity = "high"
-    techniques = ("T1685", "T1685.004")
+    about = About("agent_tampered", "Agent configuration or code changed, or agent stopped", "high",
+                  ("T1685", "T1685.004"),
+                  ("agentd's configuration or code was written, or agentd was stopped, killed or restarted with another "
+                   "configuration (seen at its next start)."))
     datasets = ("auditd.file", "agentd.agent")
     options = {
         "watch_paths": Option("list", "/etc/agentd, /opt/agentd, /usr/lib/agentd",
