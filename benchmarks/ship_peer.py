@@ -59,7 +59,8 @@ TIMEOUT = 180.0
 #   flight, so the reader never waits on the window at this rate.
 # - linux-audit-parser(): the parser the syslog-ng documentation gives for audit logs
 #   (key=value pairs, hex-encoded values decoded), under .auditd.
-# - http(): one HEC event per record, `event` = the parsed pairs as JSON, `time` from the
+# - http(): one HEC event per record, `event` = the parsed pairs as JSON (--scope none: not
+#   the raw line, source and file name as well, which would only add bytes), `time` from the
 #   record's receive time; the batching the documentation allows: batch-lines(500)
 #   (the agent's own request size), batch-bytes(800KiB) (the agent's byte cap),
 #   batch-timeout(200) ms (the agent's batch_linger); workers(2), one per core (a third
@@ -75,7 +76,7 @@ destination d_hec {{
   http(url("{url}/services/collector/event") method("POST")
        headers("Authorization: Splunk {token}", "Content-Type: application/json")
        body('{{"time":${{R_UNIXTIME}},"host":"${{HOST}}","source":"audit.log","sourcetype":"linux_audit",\
-"event":$(format-json --scope nv-pairs --key .auditd.* --shift 8)}}')
+"event":$(format-json --scope none --key .auditd.* --shift 8)}}')
        delimiter("\\n") batch-lines(500) batch-bytes(800KiB) batch-timeout(200) workers(2)
        persist-name("hec"));
 }};
@@ -231,7 +232,7 @@ def run_agent(tmp: str, log: str, siem: Siem, i: int, profile: Optional[str]) ->
         out = os.path.join(profile, f"agent-{i}.txt")
 
         def attach(pid: int) -> subprocess.Popen:  # it ends, writing its file, when the agent does
-            return subprocess.Popen([spy if os.path.exists(spy) else "py-spy", "record", "-t", "-r", "200", "-f",
+            return subprocess.Popen([spy if os.path.exists(spy) else "py-spy", "record", "-t", "--gil", "-r", "200", "-f",
                                      "raw", "-o", out, "--pid", str(pid)], stdout=subprocess.DEVNULL)
     size = os.path.getsize(log)
     db = os.path.join(state, "spool.db")
