@@ -6,12 +6,23 @@ without losing state; a kill -9 is seen at the next start.
 
 Other helpers share this stack and log in from 127.0.0.1, so every scenario here logs in
 from a source address of its own (ssh -b 127.0.0.N) and assertions pick alerts by it.
+
+Two rules have no scenario here, because the stack is shared: "auditd stopped" needs the
+audit daemon stopped, and while it is down the kernel's records go to kmsg and are lost
+to every other user of the stack's audit log (and to its live benchmarks' auditd figures);
+"events lost during a session" needs real loss: a backlog overflow (global audit settings,
+others' events dropped), auditd down (as above), or `auditctl --reset-lost` (resets the
+kernel counter other work reads). Both are tested on built documents
+(tests/unit/test_detections_engine.py).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -216,6 +227,38 @@ def test_ordinary_admin_work_raises_nothing(run, stack):
     noisy = [(a["rule"]["id"], a["message"]) for a in evs if a["event"].get("kind") == "alert"
              and (a.get("session") or {}).get("id") == sid]
     assert noisy == []
+
+
+def test_someone_elses_forwarded_agent_socket_raises_its_alert(stack, tmp_path, monkeypatch):
+    """alice forwards her SSH agent; root (sudo, in her own session) connects to her agent socket.
+    An agent of its own (auditd only, built-in rules): seconds, not the module's scenario."""
+    from tests.stack import session
+    from tests.stack.session import SshSession
+
+    agent = AgentProc(tmp_path).start()
+    # SSH_BASE's IdentityAgent=none also turns agent forwarding off: this session forwards one.
+    i = session.SSH_BASE.index("IdentityAgent=none")
+    monkeypatch.setattr(session, "SSH_BASE", session.SSH_BASE[:i - 1] + session.SSH_BASE[i + 1:])
+    sock = os.path.join(tempfile.mkdtemp(prefix="agt-", dir="/tmp"), "s")
+    started = subprocess.run(["ssh-agent", "-a", sock], capture_output=True, text=True, check=True)
+    pid = int(started.stdout.split("SSH_AGENT_PID=")[1].split(";")[0])
+    monkeypatch.setenv("SSH_AUTH_SOCK", sock)  # ssh -A forwards the agent of its environment
+    try:
+        subprocess.run(["ssh-add", "-q", stack.users["alice"]["key_path"]], check=True, capture_output=True,
+                       timeout=30)
+        with SshSession("alice", key=stack.users["alice"]["key_path"], extra_args=["-b", IP["victim"], "-A"]) as s:
+            path = s.run("echo $SSH_AUTH_SOCK").strip()
+            assert path.startswith("/tmp/ssh-"), path
+            assert "SHA256:" in s.run("ssh-add -l")  # her own use: no alert
+            s.run(f"sudo env SSH_AUTH_SOCK={path} ssh-add -l >/dev/null; true")
+        got = agent.wait_for(lambda evs: alerts(evs, "agentd-ssh-agent-hijack", IP["victim"]), timeout=60)
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        agent.stop()
+        shutil.rmtree(os.path.dirname(sock), ignore_errors=True)
+    assert len(got) == 1, [a["message"] for a in got]
+    a = got[0]
+    assert a["session"]["user"] == "alice" and path in a["message"] and "uid 0" in a["message"]
 
 
 def test_sighup_applies_a_disabled_rule_and_kill9_is_seen_at_next_start(run, stack):
