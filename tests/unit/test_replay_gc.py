@@ -1,4 +1,4 @@
-"""`agentd replay` tunes the cyclic GC for its run (agent/app/replay.py, _quiet_gc) and must
+"""`agentd replay` tunes the cyclic GC for its run (agent/app/replay.py, quiet_gc) and must
 hand the process back as it found it: run() is also called in-process (tests, tools)."""
 
 from __future__ import annotations
