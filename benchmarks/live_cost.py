@@ -10,7 +10,9 @@ inside SSH sessions for `--seconds`. Every second it samples the agent's CPU and
 auditd's and the kernel kauditd thread's CPU (/proc), and the SIEM's receive clock.
 
 - CPU window: load start until every exec of the load has reached the SIEM (or --drain-timeout),
-  the same window for the agent and for auditd.
+  the same window for the agent and for auditd. The table compares CPU per exec: the agent's
+  per exec it delivered, auditd's per exec it wrote (the plain ratio of CPU seconds flatters
+  an agent that did not get through the load).
 - lag: per second of receive time, the median of (received - audit record time) of the load's
   execs; "keeps up" = the lag's least-squares slope over the load after its first 10 s is
   under 0.05 s per s (3 s per minute), every exec arrived and the auditd collector reported
@@ -247,7 +249,11 @@ def run_rate(rate: float, seconds: float, args: argparse.Namespace, run_id: str)
         "agent_runqueue_wait_s": round(r["wait"] - first["wait"], 2),
         "generator_cpu_s": round(gen["cpu_self_s"] + gen["cpu_children_s"], 2),
         "generator_cpu_self_s": gen["cpu_self_s"], "siem_cpu_s": round(r["sink_cpu"] - first["sink_cpu"], 2),
-        "agent_us_per_exec": round(1e6 * agent_cpu / gen["execs"], 1) if gen["execs"] else None,
+        # Per exec the agent delivered (it may deliver fewer than auditd wrote: starved, or
+        # audit.log rotated away unread) against auditd's per exec written: the CPU ratio
+        # that stays fair when the agent does not get through the whole load.
+        "agent_us_per_exec": round(1e6 * agent_cpu / r["tagged"], 1) if r["tagged"] else None,
+        "auditd_us_per_exec": round(1e6 * auditd_s / gen["execs"], 1) if gen["execs"] else None,
         "rss_max_mb": round(max(x["rss"] for x in smp.rows) / MB, 1),
         "rss_steady_median_mb": round(statistics.median(steady) / MB, 1),
         "audit_lost": (lost1 - lost0) if lost0 is not None and lost1 is not None else None,
@@ -266,14 +272,16 @@ def table(runs: List[Dict[str, object]]) -> List[Dict[str, object]]:
     out: List[Dict[str, object]] = []
     for i, r in enumerate(runs):
         at = f"{r['rate_asked']:g}/s"
-        load = (f"asked {at}, achieved {r['rate_achieved']}/s; generator CPU {r['generator_cpu_s']}s, "
+        load = (f"asked {at}, achieved {r['rate_achieved']}/s; agent CPU {r['agent_cpu_s']}s, auditd "
+                f"{r['auditd_cpu_s']}s; agent waited {r['agent_runqueue_wait_s']}s for a CPU; generator CPU "
+                f"{r['generator_cpu_s']}s, "
                 f"kauditd {r['kauditd_cpu_s']}s, audit lost {r['audit_lost']}, audit.log gaps {r['audit_gaps']}, "
                 f"{r['execs_in_siem']} of {r['execs']} execs in the SIEM, SIEM CPU {r['siem_cpu_s']}s")
+        cpu = {"figure": f"2 live {at}: CPU per exec", "value": r["agent_us_per_exec"], "unit": "us",
+               "baseline": r["auditd_us_per_exec"], "baseline_name": "auditd", "note": load}
         if i == 0:
             out += [
-                {"figure": f"2 live {at}: agent CPU", "value": r["agent_cpu_s"], "unit": "s",
-                 "baseline": r["auditd_cpu_s"], "baseline_name": "auditd CPU", "target": "ratio <= 1",
-                 "note": load},
+                dict(cpu, target="ratio <= 1"),
                 {"figure": f"2 live {at}: agent RSS max", "value": r["rss_max_mb"], "unit": "MB",
                  "target": "value <= 50"},
                 {"figure": "4 latency: p50", "value": r["latency_p50_s"], "unit": "s",
@@ -282,8 +290,7 @@ def table(runs: List[Dict[str, object]]) -> List[Dict[str, object]]:
             ]
         else:
             out += [
-                {"figure": f"2 live {at}: agent CPU", "value": r["agent_cpu_s"], "unit": "s",
-                 "baseline": r["auditd_cpu_s"], "baseline_name": "auditd CPU", "note": load},
+                cpu,
                 {"figure": f"2 live {at}: lag slope", "value": r["lag_slope_s_per_s"], "unit": "s/s",
                  "target": "keeps up (slope < 0.05, all execs delivered)", "met": r["keeps_up"]},
             ]
@@ -295,7 +302,8 @@ def report(r: Dict[str, object]) -> None:
           f"{r['program']}); {r['execs_in_siem']} in the SIEM ({r['events_in_siem']} events in all)"
           f"{'' if r['complete'] else ' - INCOMPLETE'}, drained {r['drain_s']}s after the load")
     print(f"  CPU over {r['window_s']}s: agent {r['agent_cpu_s']}s ({r['agent_cpu_pct']}%, "
-          f"{r['agent_us_per_exec']} us/exec), auditd {r['auditd_cpu_s']}s ({r['auditd_cpu_pct']}%), "
+          f"{r['agent_us_per_exec']} us per exec delivered), auditd {r['auditd_cpu_s']}s ({r['auditd_cpu_pct']}%, "
+          f"{r['auditd_us_per_exec']} us per exec), "
           f"ratio {r['cpu_ratio_agent_auditd']}; kauditd {r['kauditd_cpu_s']}s; generator "
           f"{r['generator_cpu_s']}s ({r['generator_cpu_self_s']}s its loops); SIEM {r['siem_cpu_s']}s; "
           f"agent threads waited {r['agent_runqueue_wait_s']}s for a CPU (machine load {os.getloadavg()[0]:.1f})")

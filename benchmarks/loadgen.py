@@ -119,6 +119,7 @@ class ExecLoad:
     def close(self) -> None:
         for _, s in self.sessions:
             try:
+                s.send(b"\x03")  # a loop still running (stopped early) ends, the shell reads exit
                 s.close(timeout=10)
             except (OSError, SessionError):
                 pass

@@ -345,6 +345,11 @@ def main(argv: Optional[list] = None) -> None:
     server.start()
     print(f"test SIEM listening on {server.url} (HEC tokens: {len(tokens)}, ES auth: "
           f"{'on' if a.es_user or a.es_api_key else 'off'})", flush=True)
+    serve_until_interrupted(server)
+
+
+def serve_until_interrupted(server: SiemServer) -> None:
+    """The main thread of a SIEM process: idle (the server has its own thread) until ^C."""
     try:
         while True:
             time.sleep(3600)
