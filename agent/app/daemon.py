@@ -28,6 +28,7 @@ from agent.pipeline.spool import Spool, SpoolClosed
 log = logging.getLogger("agentd")
 
 RESTART_DELAY = 5.0
+QUIET_LIBRARY_LOGGERS = ("httpx", "httpcore")
 
 
 class Runtime:
@@ -152,6 +153,11 @@ def setup_logging(level: str) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # httpx logs every request at INFO: one line per shipped batch (several a second under
+    # load) in the agent's log and the journal. Its warnings and errors still show; at
+    # log_level debug, everything does.
+    for name in QUIET_LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)
 
 
 def run(cfg: Config) -> int:
