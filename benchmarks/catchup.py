@@ -13,8 +13,9 @@ SIEM in its own process). benchmarks/loadgen.py runs `--rate` execs/s in SSH ses
 - live rate: the load's execs/s (one event each), the ratio's baseline; the fill rate,
   events that entered the spool per second during the outage (spool last_seq, from the
   agent's status.json), is lower when the collector does not keep up live
-- drain rate: events the SIEM received from its first delivery after the outage until the
-  spool is empty and the SIEM quiet for 3 s, per second of that time
+- drain rate: events the SIEM received from its first delivery after the outage until it has
+  the whole backlog the spool held when the SIEM came back (the spool is FIFO: what the
+  collector adds meanwhile comes after it), per second of that time
 - retry wait: from the SIEM being back to that first delivery (the shipper's backoff,
   retry_max_backoff, default 60 s)
 
@@ -71,24 +72,23 @@ def measure(args: argparse.Namespace, workdir: str) -> Dict[str, object]:
         depth = ((st.get("shippers") or {}).get("hec") or {}).get("depth")
         sink.up()
         t_up = time.monotonic()
-        t_first = None
+        # The backlog at return is spooled before anything the collector still adds (FIFO):
+        # drained once the SIEM has `depth` more events than before the first delivery.
+        t_first = t_done = None
         deadline = t_up + args.drain_timeout
-        last, quiet_since = live, time.monotonic()
+        before = n_first = sink.bench()["events"]
         while time.monotonic() < deadline:
             n = sink.bench()["events"]
             now = time.monotonic()
-            if n != last:
-                if t_first is None and n > live:
-                    t_first, at_first = now, last
-                last, quiet_since = n, now
-            st = agent_status(agent)
-            empty = ((st.get("shippers") or {}).get("hec") or {}).get("depth") == 0
-            if t_first is not None and empty and now - quiet_since >= 3.0:
+            if t_first is None and n > before:
+                t_first, n_first = now, n
+            if t_first is not None and depth is not None and n - before >= depth:
+                t_done = now
                 break
-            time.sleep(0.2)
-        drained = t_first is not None and now < deadline
-        drain_s = quiet_since - t_first if t_first is not None else None
-        delivered = last - at_first if t_first is not None else 0
+            time.sleep(0.05)
+        drained = t_done is not None
+        drain_s = t_done - t_first if drained and t_done > t_first else None
+        delivered = n - n_first if drained else 0
         b = sink.bench()
         gaps = agent_gaps(agent)
     finally:

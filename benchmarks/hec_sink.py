@@ -1,8 +1,8 @@
 """The test SIEM (tests/siem) as the live benchmarks' HEC, with a receive clock: every event it
-accepts is counted and, when it is an exec of the load generator (an argument starting with
-the tag prefix), its latency is kept (receive time minus the event's @timestamp, which is the
-audit record's own time). The events themselves are then dropped: a minute at 5,000 exec/s
-would otherwise keep a few GB of parsed JSON.
+accepts is counted and, when it is the audit exec (event.action exec) of the load generator
+(an argument starting with the tag prefix), its latency is kept (receive time minus the
+event's @timestamp, which is the audit record's own time). The events themselves are then
+dropped: a minute at 5,000 exec/s would otherwise keep a few GB of parsed JSON.
 
     python benchmarks/hec_sink.py --tag lb-        # prints "listening on URL", then serves
 
@@ -72,7 +72,9 @@ class ClockedHec(Hec):
                 action = str((ev.get("event") or {}).get("action"))
                 self.actions[action] = self.actions.get(action, 0) + 1
                 args = (ev.get("process") or {}).get("args") or []
-                if len(args) > 1 and str(args[1]).startswith(self.tag):
+                # The audit exec only: the snapshots collector reports the same process too
+                # (process-started/-ended), which would count it twice.
+                if action == "exec" and len(args) > 1 and str(args[1]).startswith(self.tag):
                     self.tagged += 1
                     t = _epoch(ev.get("@timestamp"))
                     if t is not None:
