@@ -17,6 +17,7 @@ stage never sees what it added itself. A new stage is added here, in one place.
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 from agent.base.events import Event
@@ -72,8 +73,11 @@ class Pipeline:
             keep_seconds=float(agent_conf.get("session_retention") or 30 * 86400.0),
             store_max_bytes=int(agent_conf.get("recording_store_max_bytes") or 512 << 20)))
         if ((sections or {}).get("detections") or {}).get("enabled", True):
+            # The compiled Sigma rules are kept in the state directory (start-up without pySigma).
+            state_dir = agent_conf.get("state_dir")
             self.detections = DetectionStage(sections, host, store=store, sessions=self.sessions, live=live,
-                                             config_path=config_path)
+                                             config_path=config_path,
+                                             cache_dir=state_dir if state_dir and os.path.isdir(state_dir) else None)
             self.stages.append(self.detections)
             self.detections.drop_original = not agent_conf.get("keep_original")
 

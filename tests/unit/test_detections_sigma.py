@@ -251,3 +251,26 @@ def test_auditd_keywords_search_the_raw_records_though_keep_original_is_off(tmp_
     [ev] = [d for d in docs if d["event"]["id"] == alerts[0]["agentd"]["alert"]["evidence"][0]]
     assert ev["process"]["command_line"].startswith("run-parts --lsbsysinit")
     assert not [d for d in docs if "original" in d["event"]]
+
+
+def test_compiled_rules_are_kept_in_the_state_directory_until_a_rule_file_changes(tmp_path, monkeypatch):
+    from agent.pipeline.detections.sigma import ruleset
+
+    rules, state = tmp_path / "rules", tmp_path / "state"
+    rules.mkdir()
+    state.mkdir()
+    good = write(rules, "r.yml", RULE)
+    first = SigmaRuleSet([str(rules)], cache_dir=str(state))
+    assert (state / ruleset.CACHE_FILE).exists()
+
+    def no_child(paths):
+        raise AssertionError("compiled again although nothing changed")
+    monkeypatch.setattr(ruleset, "compile_files", no_child)
+    again = SigmaRuleSet([str(rules)], cache_dir=str(state))
+    assert [r.meta.id for r in again.rules] == [r.meta.id for r in first.rules] == [
+        "11111111-2222-3333-4444-555555555555"]
+    assert again.match(exec_doc(1, "/usr/bin/curl", "curl -k https://10.1.2.3/x"))
+    monkeypatch.undo()
+    good.write_text(RULE.replace("level: high", "level: low"))
+    changed = SigmaRuleSet([str(rules)], cache_dir=str(state))
+    assert changed.rules[0].meta.level == "low"

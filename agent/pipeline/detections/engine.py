@@ -65,7 +65,7 @@ def file_digest(path: Optional[str]) -> str:
 
 class DetectionStage:
     def __init__(self, sections: Optional[dict], host, store=None, sessions=None, live: bool = False,
-                 config_path: Optional[str] = None, now=time.time):
+                 config_path: Optional[str] = None, now=time.time, cache_dir: Optional[str] = None):
         conf = dopts.defaults()
         for name, values in (sections or {}).items():
             if name in conf:
@@ -92,7 +92,8 @@ class DetectionStage:
         if self.conf["sigma_dirs"]:
             from agent.pipeline.detections.sigma.ruleset import SigmaRuleSet
 
-            self.sigma = SigmaRuleSet(self.conf["sigma_dirs"], disabled=self.conf["sigma_disabled"])
+            self.sigma = SigmaRuleSet(self.conf["sigma_dirs"], disabled=self.conf["sigma_disabled"],
+                                      cache_dir=cache_dir)
             # Reported once per load (start or SIGHUP), never per event.
             for path, rid, title, reason in self.sigma.skipped:
                 log.info("sigma: skipped %s (%s) in %s: %s", rid, title, path, reason)
