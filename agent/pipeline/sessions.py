@@ -361,9 +361,10 @@ class SessionTracker:
             s[way] = s.get(way, 0) + n
         if doc["event"].get("kind") == "alert":
             s["alerts"] += 1
-        text = timeline_text(doc)
-        if text:
-            self._timeline.append(TimelineRow(s["id"], self._time(doc), action, text))
+        if self.store is not None:  # without a store (replay) the rows would only pile up unread
+            text = timeline_text(doc)
+            if text:
+                self._timeline.append(TimelineRow(s["id"], self._time(doc), action, text))
         self._touched.add(s["ses"])
         self._counted = True
 
