@@ -77,6 +77,7 @@ BENCHES = [
     Bench("snapshots", "snapshots_bench.py", 900, "snapshots collector: one snapshot of 500 processes and 1,000 "
           "sockets, the collector at its default interval, memory under churn"),
     Bench("ship_peer", "ship_peer.py", 900, "the capture from an audit log to the test HEC: agentd run vs syslog-ng"),
+    Bench("stage_costs", "stage_costs.py", 600, "CPU µs/event of each pipeline stage over the replayed exec storm"),
 ]
 
 
