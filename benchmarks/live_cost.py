@@ -199,7 +199,8 @@ def run_rate(rate: float, seconds: float, args: argparse.Namespace, run_id: str)
             next_t += 1.0
             r = smp.take(t0)
             if agent.proc.poll() is not None:
-                raise RuntimeError(f"agentd exited with {agent.proc.returncode} during the load")
+                raise RuntimeError(f"agentd exited with {agent.proc.returncode} during the load; its log "
+                                   f"ends:\n{agent.log_tail()}")
             if args.verbose:
                 lat = [x[1] for x in smp.lat if x[0] >= time.time() - 1.0]
                 print(f"  t={r['t']:5.1f}s rss={r['rss'] / MB:5.1f} MB agent={r['cpu'] - first['cpu']:6.2f}s "
