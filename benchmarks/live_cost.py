@@ -216,6 +216,7 @@ def run_rate(rate: float, seconds: float, args: argparse.Namespace, run_id: str)
                 break
             time.sleep(0.5)
         window = r["t"]
+        drain_s = time.monotonic() - load_end
         lost1 = audit_lost()
     finally:
         if load is not None:
@@ -242,7 +243,7 @@ def run_rate(rate: float, seconds: float, args: argparse.Namespace, run_id: str)
     return {
         "rate_asked": rate, "rate_achieved": gen["rate_achieved"], "execs": gen["execs"],
         "execs_in_siem": r["tagged"], "events_in_siem": r["events"] - first["events"],
-        "complete": complete, "drain_s": round(time.monotonic() - load_end, 1) if complete else None,
+        "complete": complete, "drain_s": round(drain_s, 1) if complete else None,
         "window_s": round(window, 1),
         "agent_cpu_s": round(agent_cpu, 2), "auditd_cpu_s": round(auditd_s, 2),
         "cpu_ratio_agent_auditd": round(agent_cpu / auditd_s, 3) if auditd_s > 0 else None,
