@@ -35,6 +35,10 @@ class Snapshotter:
             return []
         p = look(pid, self.boot)
         if p is None:
+            if how == "exec":
+                # not remembered at exec (most execs of a host are outside logins, and
+                # short-lived): a scan that finds it still running reads it once then
+                return []
             st = scan.stat(pid)
             if st is not None and st[5] not in ("Z", "X"):
                 self.outside[pid] = st[0]

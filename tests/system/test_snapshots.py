@@ -102,8 +102,8 @@ def test_through_the_bastion(stack, ssh_session, tmp_path):
                  and _get(e, ["session", "source", "port"]) == port]
         return evs if ended and of(evs, "listening", destination__port=15433) else None
 
-    evs = agent.wait_for(ready, timeout=90)
     try:
+        evs = agent.wait_for(ready, timeout=90)
         fwd_conns = [e for e in of(evs, "connection-opened", destination__ip="127.0.0.2", destination__port=2222)
                      if "ssh-forwarded" in (e.get("tags") or [])]
         # one for -J, one for -L; each in a login of its own (no pty), with origin and key
