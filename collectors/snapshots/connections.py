@@ -28,6 +28,7 @@ log = logging.getLogger("agentd.snapshots")
 SSHD = frozenset(("sshd", "sshd-session"))
 MAX_TRACKED = 65536  # sockets remembered at most (open ones of session processes, plus unowned inodes)
 CLOSE_GRACE = 5.0  # a close waits this long at most for its byte counts (the kernel frees a socket after FIN)
+RECHECK = 60.0  # sockets no session process held are looked for again, in every descriptor, this often
 
 
 class Conn:
@@ -61,6 +62,7 @@ class ConnectionTracker:
         self.closing: dict = {}  # inode -> Conn gone from the table, waiting for its byte counts
         self.bytes = tcp_bytes
         self.fd_scans = 0
+        self.next_recheck = 0.0
 
     def scan(self, procs: dict, now: float, joined: list = (), table=None) -> list:
         """``joined``: processes new to ``procs`` since the last scan; a socket they hold
@@ -74,8 +76,11 @@ class ConnectionTracker:
             del ignored[ino]
         new = [i for i, raw in table.items() if raw is not None and i not in known and i not in ignored]
         owners = self._owners(procs.values(), {i: table[i][7] for i in new}, joined) if new else {}
-        if joined and ignored:
-            late = self._owners(joined, ignored)
+        recheck = now >= self.next_recheck
+        if recheck:
+            self.next_recheck = now + RECHECK
+        if (joined or recheck) and ignored:
+            late = self._owners(procs.values() if recheck else joined, ignored, fresh=recheck)
             if late:
                 for ino in late:
                     del ignored[ino]
@@ -133,14 +138,19 @@ class ConnectionTracker:
             out.append(self._doc(ino, c, c.closed, "connection-closed", counts))
         return out
 
-    def _owners(self, procs, wanted: dict, first=()) -> dict:
+    def _owners(self, procs, wanted: dict, first=(), fresh: bool = False) -> dict:
         """inode -> the session process holding it, for ``wanted`` (inode -> socket uid).
 
         Reading descriptors is the expensive part of a scan, so only processes that
         could own one are read: the socket's uid is its creator's, so a process of
         another (effective) uid is skipped, except sshd, whose privilege-separated
         child changes uid after we may have looked. New processes go first, and the
-        search stops once every wanted inode has its owner."""
+        search stops once every wanted inode has its owner. A process's socket inodes
+        are read again only when its descriptor count changed (one stat, not a read of
+        every descriptor): a new socket of the host that no session process holds (a
+        daemon's) no longer costs a read of every descriptor of every session. A process
+        that closed one descriptor and opened a socket between two scans keeps its count:
+        that socket is found by the next ``fresh`` search (every RECHECK seconds)."""
         self.fd_scans += 1
         owners: dict = {}
         uids = set(wanted.values())
@@ -150,7 +160,11 @@ class ConnectionTracker:
             for p in group:
                 if p.euid not in uids and p.uid not in uids and p.comm not in SSHD:
                     continue
-                for ino in scan.socket_inodes(p.pid):
+                n = scan.fd_count(p.pid)
+                if fresh or n != p.nfds or n is None:
+                    p.sockets = scan.socket_inodes(p.pid)
+                    p.nfds = n
+                for ino in p.sockets:
                     if ino in wanted and ino not in owners:
                         owners[ino] = p
                         left -= 1

@@ -45,7 +45,7 @@ def user_name(uid: Optional[int]) -> Optional[str]:
 
 class Proc:
     __slots__ = ("pid", "ses", "auid", "uid", "euid", "comm", "exe", "args", "ppid", "start", "cpu", "rss", "hwm", "io",
-                 "sockets")
+                 "sockets", "nfds")
 
     def __init__(self, pid: int, ses: int):
         self.pid = pid
@@ -57,7 +57,8 @@ class Proc:
         self.start = 0.0
         self.cpu = self.rss = self.hwm = 0
         self.io: dict = {}
-        self.sockets: list = []
+        self.sockets: list = []  # socket inodes at the last read of its descriptors,
+        self.nfds: Optional[int] = -1  # when it had this many (-1: never read)
 
     def sample(self) -> bool:
         """Read the counters now; False when the process is gone (or reaped)."""

@@ -108,6 +108,16 @@ def exe(pid: int) -> str:
         return ""
 
 
+def fd_count(pid: int) -> Optional[int]:
+    """How many descriptors a process has open (Linux >= 6.2 gives it as the size of
+    /proc/PID/fd; None where it cannot be read, 0 on older kernels: then always read)."""
+    try:
+        n = os.stat(f"/proc/{pid}/fd").st_size
+    except OSError:
+        return None
+    return n or None
+
+
 def socket_inodes(pid: int) -> list:
     base = f"/proc/{pid}/fd"
     out = []
