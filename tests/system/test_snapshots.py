@@ -199,8 +199,9 @@ def test_connection_bytes_on_close(stack, ssh_session, tmp_path):
     agent = start_agent(tmp_path)
     alice = ssh_session("alice")
     port = client_port(alice)
-    alice.run(f"ssh 127.0.0.2 'head -c {down} /dev/zero' | wc -c", timeout=60)
-    alice.run(f"head -c {up} /dev/zero | ssh 127.0.0.2 'cat > /dev/null'", timeout=60)
+    # each held open past a few scans (0.5 s): a loopback copy is over before a scan sees it
+    alice.run(f"ssh 127.0.0.2 'head -c {down} /dev/zero; sleep 2' | wc -c", timeout=60)
+    alice.run(f"(head -c {up} /dev/zero; sleep 2) | ssh 127.0.0.2 'cat > /dev/null'", timeout=60)
     alice.close()
 
     def closed(evs):
@@ -211,7 +212,7 @@ def test_connection_bytes_on_close(stack, ssh_session, tmp_path):
     try:
         got = agent.wait_for(closed, timeout=90)
         by_cmd = {e["process"]["args"][-1]: e for e in got}
-        d = by_cmd[f"head -c {down} /dev/zero"]
+        d = by_cmd[f"head -c {down} /dev/zero; sleep 2"]
         u = by_cmd["cat > /dev/null"]
         for e in (d, u):
             assert e["agentd"]["snapshot"]["bytes_source"] == "tcp_info", e
