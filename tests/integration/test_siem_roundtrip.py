@@ -1,10 +1,10 @@
 """The real shippers against the strict test SIEM over loopback, with faults.
 
 Each test drives ``send`` the way the pipeline's worker does (re-send what came
-back as retry, in order, dead-letter what was rejected) while a fault is on for a
-while, then compares what the SIEM holds with what was sent: nothing lost, ES
-without duplicates, HEC duplicates only where acks were lost (or a response was
-lost without acks).
+back as retry, in order, dead-letter what was rejected) while a fault is on until
+the shipper has met it (never for a wall-clock window), then compares what the
+SIEM holds with what was sent: nothing lost, ES without duplicates, HEC
+duplicates only where acks were lost (or a response was lost without acks).
 """
 
 # ruff: noqa: F811  (pytest fixtures imported from tests.siem.fixtures are used as arguments)
@@ -14,7 +14,6 @@ import collections
 import json
 import subprocess
 import sys
-import threading
 import time
 
 import httpx
@@ -26,6 +25,9 @@ from shippers.splunk_hec import SplunkHecShipper
 from tests.siem.fixtures import ES_API_KEY, ES_USER, HEC_ACK_TOKEN, HEC_TOKEN, siem, siem_small  # noqa: F401
 
 DATASETS = ("auditd.process", "sshd.auth", "agentd.session")
+# No fault here is a slow answer beyond 0.05 s: a timeout would only be the loaded
+# machine's, and on HEC without acks it makes a duplicate the tests rightly count.
+TIMEOUT = 10.0
 
 
 def events(n: int, prefix: str = "ev") -> list:
@@ -39,20 +41,25 @@ def events(n: int, prefix: str = "ev") -> list:
 
 def hec(server, **kw) -> SplunkHecShipper:
     conf = {k: o.default_value() for k, o in SplunkHecShipper.options.items()}
-    conf.update(url=server.url, token=Secret(HEC_TOKEN), batch_max_events=200, timeout=2.0)
+    conf.update(url=server.url, token=Secret(HEC_TOKEN), batch_max_events=200, timeout=TIMEOUT)
     conf.update(kw)
     return SplunkHecShipper("hec", conf)
 
 
 def es(server, **kw) -> ElasticsearchShipper:
     conf = {k: o.default_value() for k, o in ElasticsearchShipper.options.items()}
-    conf.update(url=server.url, username=ES_USER[0], password=Secret(ES_USER[1]), batch_max_events=250, timeout=2.0)
+    conf.update(url=server.url, username=ES_USER[0], password=Secret(ES_USER[1]), batch_max_events=250, timeout=TIMEOUT)
     conf.update(kw)
     return ElasticsearchShipper("es", conf)
 
 
-def pump(shipper, evs: list, batch: int = 500, deadline: float = 20.0) -> tuple:
-    """Ship ``evs`` like agent.pipeline.shipping does; returns (rejected [(event id, reason)], send calls)."""
+def pump(shipper, evs: list, batch: int = 500, deadline: float = 30.0, lift=None) -> tuple:
+    """Ship ``evs`` like agent.pipeline.shipping does; returns (rejected [(event id, reason)], send calls).
+
+    ``lift`` = (until, action): ``action()`` runs once, between two sends, as soon as
+    ``until(result)`` (called after every send) is true. A fault lasts until the
+    shipper has met it, not for a wall-clock window that a loaded machine lets pass
+    before the first request is even sent."""
     rejected, calls = [], 0
     stop = time.monotonic() + deadline
     for start in range(0, len(evs), batch):
@@ -61,6 +68,9 @@ def pump(shipper, evs: list, batch: int = 500, deadline: float = 20.0) -> tuple:
             assert time.monotonic() < stop, f"not delivered in {deadline}s: {len(pending)} pending"
             r = shipper.send(pending)
             calls += 1
+            if lift is not None and lift[0](r):
+                lift[1]()
+                lift = None
             done = set(r.delivered)
             for i, reason in r.rejected:
                 done.add(i)
@@ -68,25 +78,37 @@ def pump(shipper, evs: list, batch: int = 500, deadline: float = 20.0) -> tuple:
             pending = [e for i, e in enumerate(pending) if i not in done]
             if pending:
                 time.sleep(min(r.retry_after or 0.02, 0.1))
+    if lift is not None:
+        lift[1]()  # never met: the fault must not outlive the pump
     shipper.close()
     return rejected, calls
 
 
-def later(seconds: float, fn, *args, **kw) -> None:
-    t = threading.Timer(seconds, fn, args=args, kwargs=kw)
-    t.daemon = True
-    t.start()
+def retried(times: int):
+    """``until`` for ``pump``: true once ``times`` sends came back (partly) as retry."""
+    seen = [0]
+
+    def until(r) -> bool:
+        seen[0] += bool(r.retry)
+        return seen[0] >= times
+    return until
 
 
-def under_fault(siem, fault: dict, seconds: float, n: int) -> list:
-    """Puts the SIEM under ``fault`` (``down``: that many seconds down) for ``seconds``;
-    returns ``n`` events to send meanwhile."""
+def under_fault(siem, fault: dict, n: int) -> tuple:
+    """Puts the SIEM under ``fault``; returns ``n`` events to send meanwhile and the
+    ``lift`` for ``pump``. Counted faults (``busy_next``, ``reset_next``,
+    ``reset_after_store_next``) end by themselves once used up; ``down`` and
+    ``es_item_429_pct`` last until the shipper has met them twice; ``slow`` lasts
+    the whole pump."""
     fault = dict(fault)
-    if "down" in fault:
-        siem.down(fault.pop("down"))
+    lift = None
+    if fault.pop("down", None):
+        siem.down()
+        lift = (retried(2), siem.up)
+    elif "es_item_429_pct" in fault:
+        lift = (retried(2), siem.clear_faults)
     siem.set_faults(**fault)
-    later(seconds, siem.clear_faults)
-    return events(n)
+    return events(n), lift
 
 
 def hec_ids(server) -> list:
@@ -112,8 +134,8 @@ def test_hec_clean_roundtrip_in_order_with_metadata(siem):
 @pytest.mark.parametrize("fault", [{"busy_next": 4, "retry_after": "0"}, {"reset_next": 3}, {"down": 0.4},
                                    {"slow": 0.05}])
 def test_hec_faults_lose_nothing_and_duplicate_nothing(siem, fault):
-    evs = under_fault(siem, fault, 0.6, 1200)
-    rejected, calls = pump(hec(siem), evs)
+    evs, lift = under_fault(siem, fault, 1200)
+    rejected, calls = pump(hec(siem), evs, lift=lift)
     assert not rejected
     assert hec_ids(siem) == [e["event"]["id"] for e in evs]
     if "slow" not in fault:
@@ -159,10 +181,10 @@ def test_hec_lost_acks_resend_after_timeout_and_duplicate_only_those(siem, monke
     from shippers import splunk_hec
     monkeypatch.setattr(splunk_hec, "ACK_WAIT", 0.1)
     siem.set_faults(lost_acks=True)
-    later(0.5, siem.clear_faults)
     evs = events(800)
     s = hec(siem, token=Secret(HEC_ACK_TOKEN), use_ack=True, ack_timeout=0.3)
-    rejected, _ = pump(s, evs)
+    # Acks are lost until the shipper has given up on one (not for a fixed 0.5 s).
+    rejected, _ = pump(s, evs, lift=(lambda r: s.stats["acks_timed_out"] >= 1, siem.clear_faults))
     counts = collections.Counter(hec_ids(siem))
     assert not rejected and set(counts) == {e["event"]["id"] for e in evs}
     dups = [k for k, c in counts.items() if c > 1]
@@ -173,10 +195,10 @@ def test_hec_lost_acks_resend_after_timeout_and_duplicate_only_those(siem, monke
 
 
 def test_hec_acks_with_server_down(siem):
-    siem.down(0.3)
+    siem.down()
     evs = events(500)
-    rejected, _ = pump(hec(siem, token=Secret(HEC_ACK_TOKEN), use_ack=True), evs)
-    assert not rejected and hec_ids(siem) == [e["event"]["id"] for e in evs]
+    rejected, calls = pump(hec(siem, token=Secret(HEC_ACK_TOKEN), use_ack=True), evs, lift=(retried(2), siem.up))
+    assert not rejected and hec_ids(siem) == [e["event"]["id"] for e in evs] and calls > 2
 
 
 # -- Elasticsearch -----------------------------------------------------------
@@ -195,8 +217,9 @@ def test_es_clean_roundtrip_into_data_streams(siem):
 @pytest.mark.parametrize("fault", [{"es_item_429_pct": 30}, {"busy_next": 4, "retry_after": "0"},
                                    {"reset_next": 2}, {"reset_after_store_next": 3}, {"down": 0.4}])
 def test_es_faults_lose_nothing_and_store_no_duplicate(siem, fault):
-    evs = under_fault(siem, fault, 0.5, 1200)
-    rejected, calls = pump(es(siem, api_key=Secret(f"{ES_API_KEY[0]}:{ES_API_KEY[1]}"), username="", password=""), evs)
+    evs, lift = under_fault(siem, fault, 1200)
+    rejected, calls = pump(es(siem, api_key=Secret(f"{ES_API_KEY[0]}:{ES_API_KEY[1]}"), username="", password=""), evs,
+                           lift=lift)
     assert not rejected and calls > 3, "the fault was hit and retried"
     ids = es_ids(siem)
     assert len(ids) == len(set(ids)) == len(evs)
@@ -232,6 +255,26 @@ def test_es_bad_credentials_retry_with_an_error(siem):
 
 # -- out of process: the server as its own program, faults over HTTP ----------
 
+def refused(url: str):
+    """True: connection refused; False: answered; None: broken while going down."""
+    try:
+        httpx.get(url + "/", timeout=TIMEOUT)
+    except httpx.ConnectError:
+        return True
+    except httpx.TransportError:
+        return None
+    return False
+
+
+def until(cond, deadline: float = 20.0) -> bool:
+    stop = time.monotonic() + deadline
+    while not cond():
+        if time.monotonic() >= stop:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def test_standalone_server_with_admin_faults():
     proc = subprocess.Popen([sys.executable, "-m", "tests.siem.server", "--port", "0", "--hec-token", HEC_TOKEN],
                             stdout=subprocess.PIPE, text=True)
@@ -250,11 +293,12 @@ def test_standalone_server_with_admin_faults():
         got = admin.get("/_siem/accepted").json()
         assert [o["event"]["event"]["id"] for o in got["hec"]] == [e["event"]["id"] for e in evs]
         assert json.loads(admin.get("/_siem/stats").content)["busy"] == 2
-        admin.post("/_siem/faults", json={"down": 0.3})
-        time.sleep(0.15)
-        with pytest.raises(httpx.ConnectError):
-            httpx.get(url + "/")
-        time.sleep(0.3)
+        # Over HTTP `down` needs a duration (the admin endpoint goes down too): the
+        # test waits for the refusal and then for the comeback instead of sleeping
+        # through fixed windows a loaded machine overruns.
+        admin.post("/_siem/faults", json={"down": 1.5})
+        assert until(lambda: refused(url) is True), "the server never went down"
+        assert until(lambda: refused(url) is False), "the server never came back"
         assert httpx.get(url + "/services/collector/health").json()["code"] == 17
     finally:
         proc.terminate()
