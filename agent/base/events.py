@@ -241,6 +241,19 @@ class HostInfo:
         )
 
 
+def event_object(dataset: str, action: str = "", category: Optional[list] = None, type: Optional[list] = None,
+                 outcome: str = "unknown", **more) -> dict:
+    """ECS ``event`` with the classification fields that are set (empty ones are left out)."""
+    event = {**more, "dataset": dataset, "outcome": outcome}
+    if category:
+        event["category"] = category
+    if type:
+        event["type"] = type
+    if action:
+        event["action"] = action
+    return event
+
+
 def base_doc(
     *,
     host: HostInfo,
@@ -256,19 +269,7 @@ def base_doc(
     sequence: Optional[int] = None,
 ) -> dict:
     """The fields every event carries (EVENTS.md, "On every event")."""
-    event: dict = {
-        "id": event_id,
-        "kind": kind,
-        "module": module,
-        "dataset": dataset,
-        "outcome": outcome,
-    }
-    if category:
-        event["category"] = category
-    if type:
-        event["type"] = type
-    if action:
-        event["action"] = action
+    event = event_object(dataset, action, category, type, outcome, id=event_id, kind=kind, module=module)
     if sequence is not None:
         event["sequence"] = sequence
     return {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from agent.base.events import tty_device
+from agent.base.events import event_object, tty_device
 
 # "pam_unix(sshd:session): session opened for user alice(uid=1001) by (uid=0)"
 # Newer Linux-PAM writes the invoking user's name before "(uid=…)"; older leaves it empty.
@@ -22,15 +22,8 @@ _PAM_SESSION = re.compile(
 
 def fragment(dataset: str, action: str = "", *, category: Optional[list] = None,
              type: Optional[list] = None, outcome: str = "unknown", **fields) -> dict:
-    ev: dict = {"dataset": dataset, "outcome": outcome}
-    if action:
-        ev["action"] = action
-    if category:
-        ev["category"] = category
-    if type:
-        ev["type"] = type
     frag = {k: v for k, v in fields.items() if v not in (None, {}, "")}
-    frag["event"] = ev
+    frag["event"] = event_object(dataset, action, category, type, outcome)
     return frag
 
 
