@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -38,8 +37,8 @@ from typing import Dict, List, Optional
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from agent_rss import Agent, stack_problem  # noqa: E402
-from live_cost import Sink, agent_gaps, agent_sections, agent_status  # noqa: E402
+from agent_rss import Agent  # noqa: E402
+from live_cost import Sink, agent_gaps, agent_sections, agent_status, load_options, ready  # noqa: E402
 from loadgen import ExecLoad, sessions_for  # noqa: E402
 
 from tests.stack.session import SessionError  # noqa: E402
@@ -121,17 +120,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--warmup", type=float, default=20.0, help="seconds of load with the SIEM up first")
     ap.add_argument("--drain-timeout", type=float, default=900.0)
-    ap.add_argument("--program", help="what the load execs (default: loadgen's static exit-only binary)")
-    ap.add_argument("--agent-set", metavar="KEY=VALUE", action="append", default=[])
-    ap.add_argument("--keep", action="store_true")
+    load_options(ap)
     args = ap.parse_args(argv)
     if args.quick or os.environ.get("AGENTD_BENCH_QUICK"):
         args.outage_seconds, args.warmup = 60.0, 10.0
-    problem = stack_problem()
-    if problem:
-        print(f"catchup: {problem}", file=sys.stderr)
+    if not ready("catchup"):
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = tempfile.mkdtemp(prefix="agentd-bench-catchup-")
     try:
         r = measure(args, workdir)

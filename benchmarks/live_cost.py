@@ -319,6 +319,24 @@ def report(r: Dict[str, object]) -> None:
           f"agentd exit {r['agent_exit']}", flush=True)
 
 
+
+def load_options(ap: argparse.ArgumentParser) -> None:
+    """The options every live benchmark shares."""
+    ap.add_argument("--program", help="what the load execs (default: loadgen's static exit-only binary)")
+    ap.add_argument("--agent-set", metavar="KEY=VALUE", action="append", default=[])
+    ap.add_argument("--keep", action="store_true", help="keep the temp dirs (config, agent log)")
+
+
+def ready(name: str) -> bool:
+    """False (said on stderr) when the stack is not up; else True, with SIGTERM made an exit(143) so the
+    benchmark's finally blocks stop its agent and SIEM."""
+    problem = stack_problem()
+    if problem:
+        print(f"{name}: {problem}", file=sys.stderr)
+        return False
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    return True
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rates", default="1000,5000", help="exec/s, comma-separated (default 1000,5000)")
@@ -327,21 +345,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="steady exec/s of the latency run, first (default 100; 0: latency of the first rate)")
     ap.add_argument("--latency-seconds", type=float, default=30.0)
     ap.add_argument("--sessions", type=int, default=0, help="load sessions (default: one per 500/s, max 4)")
-    ap.add_argument("--program", help="what the load execs (default: loadgen's static exit-only binary)")
+    load_options(ap)
     ap.add_argument("--settle", type=float, default=3.0, help="idle seconds after the agent starts")
     ap.add_argument("--drain-timeout", type=float, default=120.0)
-    ap.add_argument("--agent-set", metavar="KEY=VALUE", action="append", default=[])
-    ap.add_argument("--keep", action="store_true", help="keep the temp dirs (config, agent log)")
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--quick", action="store_true", help="20 s per rate (development; or AGENTD_BENCH_QUICK=1)")
     args = ap.parse_args(argv)
     if args.quick or os.environ.get("AGENTD_BENCH_QUICK"):
         args.seconds, args.latency_seconds = 20.0, 15.0
-    problem = stack_problem()
-    if problem:
-        print(f"live_cost: {problem}", file=sys.stderr)
+    if not ready("live_cost"):
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     run_id = str(int(time.time()) % 100000)
     runs = []
     plan = [(float(x), args.seconds) for x in args.rates.split(",") if x.strip()]
