@@ -88,6 +88,21 @@ class AgentProc:
             pass
         return out
 
+    def until(self, what: str, predicate, timeout: float = 60.0):
+        """Polls ``predicate()`` until true (returned); AssertionError with the agent's log
+        when ``timeout`` passes or the agent exits. For a test that must wait on what the
+        agent did, not sleep a time a loaded machine may not be enough for."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = predicate()
+            if got:
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: not within {timeout}s; agent log:\n{self.log_text()[-4000:]}")
+            if self.proc and self.proc.poll() is not None:
+                raise AssertionError(f"agentd exited with {self.proc.returncode}:\n{self.log_text()[-4000:]}")
+            time.sleep(0.1)
+
     def wait_for(self, predicate, timeout: float = 30.0, path: Optional[str] = None):
         deadline = time.monotonic() + timeout
         while True:

@@ -137,16 +137,7 @@ def first_seen(seq: list) -> list:
 
 
 def wait_until(what: str, predicate: Callable, agent: AgentProc, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = predicate()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s; agent log:\n{agent.log_text()[-4000:]}")
-        if agent.proc.poll() is not None:
-            raise AssertionError(f"agentd exited with {agent.proc.returncode}:\n{agent.log_text()[-4000:]}")
-        time.sleep(0.2)
+    return agent.until(what, predicate, timeout)
 
 
 def caught_up(agent: AgentProc, siem: Siem, sent: list, prefix: str, es_missing: frozenset = frozenset()):

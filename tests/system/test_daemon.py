@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 
+from agent.base.events import loads
 from tests.system.agentd_proc import REPO, AgentProc, args_of, tokens_in
 
 pytestmark = pytest.mark.stack
@@ -36,6 +37,15 @@ def rotate_audit_log(path: str = "/var/log/audit/audit.log") -> None:
             pass
         time.sleep(0.05)
     raise AssertionError("auditd did not rotate its log")
+
+
+def shipper_status(agent: AgentProc, name: str = "file") -> dict:
+    """A shipper's entry of the status file the daemon rewrites every 2 s ({} before the first)."""
+    try:
+        with open(os.path.join(agent.state, "status.json"), "rb") as f:
+            return loads(f.read()).get("shippers", {}).get(name, {})
+    except (OSError, ValueError):
+        return {}
 
 
 def run_tokens(session, prefix: str, start: int, count: int) -> list:
@@ -118,42 +128,48 @@ def _outage_agent(tmp_path, extra: str = "") -> tuple:
     return agent, blocker
 
 
-def _run_while_blocked(ssh_session, tmp_path, tag: str, n: int, extra: str = "") -> tuple:
+def _run_while_blocked(ssh_session, tmp_path, tag: str, n: int, blocked, extra: str = "") -> tuple:
     """Starts an agent whose output is blocked (_outage_agent), runs ``n`` commands as alice
-    and gives the agent 3 s; returns (agent, blocker, prefix, tokens sent): unlink the
-    blocker to open the output."""
+    and waits until ``blocked(agent)`` (what the test needs to have happened during the
+    outage; not a fixed time a loaded machine may not be enough for); returns
+    (agent, blocker, prefix, tokens sent): unlink the blocker to open the output."""
     agent, blocker = _outage_agent(tmp_path, extra)
     agent.start()
     prefix = f"agentd-{tag}-{uuid.uuid4().hex[:6]}-"
     s = ssh_session("alice")
     sent = run_tokens(s, prefix, 0, n)
     s.close()
-    time.sleep(3)
+    agent.until("the agent met the outage", lambda: blocked(agent))
     return agent, blocker, prefix, sent
 
 
 def test_outage_keeps_everything_in_order_and_drains(stack, ssh_session, tmp_path):
-    agent, blocker, prefix, sent = _run_while_blocked(ssh_session, tmp_path, "out", 50)
+    # Retried at least twice while blocked: "one ERROR line, not one per retry" is then a real check.
+    agent, blocker, prefix, sent = _run_while_blocked(ssh_session, tmp_path, "out", 50,
+                                                      lambda a: shipper_status(a).get("retries", 0) >= 2)
     assert "ERROR agentd.ship: shipper:file:" in agent.log_text()
     assert agent.log_text().count("ERROR agentd.ship") == 1, "one ERROR line per change of condition, not per retry"
     blocker.unlink()
     got = agent.wait_for(lambda evs: set(sent) <= set(tokens_in(evs, prefix)) and tokens_in(evs, prefix))
     assert got == sent, "delivered once each, in the order they were run"
     assert "shipper:file: recovered after" in agent.log_text()
-    time.sleep(2.5)  # the status file is rewritten every 2 s
-    st = subprocess.run([sys.executable, "-m", "agent.app.cli", "status", "-c", agent.conf], cwd=REPO,
-                        capture_output=True, text=True)
-    assert "agentd: running" in st.stdout
-    assert "shipper:file: shipped" in st.stdout and "spool depth 0" in st.stdout
+
+    def status() -> str:
+        return subprocess.run([sys.executable, "-m", "agent.app.cli", "status", "-c", agent.conf], cwd=REPO,
+                              capture_output=True, text=True).stdout
+    # The status file is rewritten every 2 s and one sample can catch a batch in flight:
+    # wait for a drained spool to be shown rather than sleep 2.5 s and sample once.
+    out = agent.until("`agentd status` shows the spool drained", lambda: (lambda o: "spool depth 0" in o and o)(status()))
+    assert "agentd: running" in out and "shipper:file: shipped" in out
     assert agent.stop() == 0
-    st = subprocess.run([sys.executable, "-m", "agent.app.cli", "status", "-c", agent.conf], cwd=REPO,
-                        capture_output=True, text=True)
-    assert "not running" in st.stdout and "collector:auditd: events in" in st.stdout
+    out = status()
+    assert "not running" in out and "collector:auditd: events in" in out
 
 
 def test_small_cap_drop_oldest_records_the_gap(stack, ssh_session, tmp_path):
     agent, blocker, prefix, sent = _run_while_blocked(
-        ssh_session, tmp_path, "cap", 1500, "spool_max_bytes = 1MiB\nspool_full_policy = drop_oldest\n")
+        ssh_session, tmp_path, "cap", 1500, lambda a: "spool: full" in a.log_text(),
+        "spool_max_bytes = 1MiB\nspool_full_policy = drop_oldest\n")
     blocker.unlink()
     evs = agent.wait_for(lambda evs: [e for e in evs if e["event"]["dataset"] == "agentd.gap"] and
                          sent[-1] in tokens_in(evs, prefix) and evs)
@@ -167,7 +183,8 @@ def test_small_cap_drop_oldest_records_the_gap(stack, ssh_session, tmp_path):
 
 def test_small_cap_block_loses_nothing(stack, ssh_session, tmp_path):
     agent, blocker, prefix, sent = _run_while_blocked(
-        ssh_session, tmp_path, "blk", 1500, "spool_max_bytes = 1MiB\nspool_full_policy = block\n")
+        ssh_session, tmp_path, "blk", 1500, lambda a: "spool: full" in a.log_text(),
+        "spool_max_bytes = 1MiB\nspool_full_policy = block\n")
     blocker.unlink()
     got = agent.wait_for(lambda evs: set(sent) <= set(tokens_in(evs, prefix)) and tokens_in(evs, prefix),
                          timeout=90)
@@ -200,9 +217,9 @@ def test_sighup_with_a_bad_config_keeps_the_old_one(stack, ssh_session, tmp_path
     with open(agent.conf, "a") as f:
         f.write("\n[shipper:broken]\ntype = nope\n")
     agent.proc.send_signal(signal.SIGHUP)
-    time.sleep(1.5)
+    agent.until("the bad reload is refused", lambda: "reload refused" in agent.log_text())
     assert agent.proc.poll() is None
-    assert "reload refused" in agent.log_text() and "[shipper:broken] type" in agent.log_text()
+    assert "[shipper:broken] type" in agent.log_text()
     token = f"agentd-hup-{uuid.uuid4().hex[:8]}"
     s = ssh_session("alice")
     s.run(f"/bin/echo {token} >/dev/null")
@@ -211,7 +228,7 @@ def test_sighup_with_a_bad_config_keeps_the_old_one(stack, ssh_session, tmp_path
     with open(agent.conf, "w") as f:
         f.write(good)
     agent.proc.send_signal(signal.SIGHUP)
-    time.sleep(1.5)
-    assert agent.proc.poll() is None and "reloading" in agent.log_text()
+    agent.until("the good config is reloaded", lambda: "reloading" in agent.log_text())
+    assert agent.proc.poll() is None
     agent.stop()
     shutil.rmtree(agent.state, ignore_errors=True)
