@@ -82,6 +82,8 @@ class AgentProc:
         try:
             with open(path or self.out, "rb") as f:
                 for line in f:
+                    if not line.endswith(b"\n"):
+                        break  # the shipper is writing this line right now: read it next time
                     if line.strip():
                         out.append(loads(line))
         except FileNotFoundError:
