@@ -17,6 +17,7 @@ import time
 from typing import Optional
 
 from agent.app import notify, status
+from agent.app.gc_tune import quiet_gc
 from agent.base.component import RunContext
 from agent.base.config import Config, ConfigError, load_config
 from agent.base.deadletter import DeadLetter
@@ -180,6 +181,8 @@ def run(cfg: Config) -> int:
 
     rt = Runtime(cfg)
     rt.start()
+    # Config, rules, modules and caches are loaded now and live as long as the runtime.
+    thaw = quiet_gc()
     endpoint = status.Endpoint(lambda: rt.snapshot())  # the current runtime's, also after a reload
     endpoint.set(cfg.agent["status_listen"])
     notify.notify("READY=1\nSTATUS=running")
@@ -200,7 +203,9 @@ def run(cfg: Config) -> int:
         while signals:
             signum = signals.pop(0)
             if signum == signal.SIGHUP:
+                thaw()  # the old runtime's frozen objects become collectable again
                 rt = _reload(rt)
+                thaw = quiet_gc()
                 endpoint.set(rt.cfg.agent["status_listen"])
                 continue
             log.info("agentd stopping (signal %d)", signum)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import collections
-import gc
 import sys
 
+from agent.app.gc_tune import quiet_gc
 from agent.base.component import RunContext
 from agent.base.config import AGENT_OPTIONS, ConfigError, load_config
 from agent.pipeline.pipeline import Pipeline, check_conf
@@ -84,28 +84,6 @@ def _say_detections(pipeline: Pipeline) -> None:
         print(f"agentd replay: rule {rule_id} differs from live: {note}", file=sys.stderr)
     print("agentd replay: rule agentd-agent-tampered: the agent's own stops and changes are seen only live",
           file=sys.stderr)
-
-
-def quiet_gc():
-    """Make the cyclic garbage collector cheap while the replay runs (about 10% of its CPU
-    otherwise, on the exec storm): the modules, rules and caches loaded by now live as long
-    as the replay, so they are frozen out of every later collection; and events are plain
-    dicts and lists freed by reference counting, so collections can be much rarer (the
-    counts only bound how much cyclic garbage can pile up, which a replay hardly makes).
-    Returns the function that undoes it: ``run`` is also called in-process (tests)."""
-    before = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(_GC_GEN0, 20, 100)
-
-    def restore() -> None:
-        gc.set_threshold(*before)
-        gc.unfreeze()
-
-    return restore
-
-
-_GC_GEN0 = 20_000
 
 
 def run(args: argparse.Namespace) -> int:
