@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Optional
 
-from agent.app import notify, status
+from agent.app import memtrace, notify, status
 from agent.app.gc_tune import quiet_gc
 from agent.base.component import RunContext
 from agent.base.config import Config, ConfigError, load_config
@@ -165,6 +165,7 @@ def run(cfg: Config) -> int:
     # The spool and outputs hold command lines and keystrokes: not for other users.
     os.umask(0o027)
     setup_logging(cfg.agent["log_level"])
+    memtrace.start_from_env()
     from agent.app.doctor import startup
 
     log.info("%s", startup.destinations(cfg))  # the first line: where the events go
@@ -176,7 +177,7 @@ def run(cfg: Config) -> int:
         signals.append(signum)
         wake.set()
 
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR2):
         signal.signal(s, on_signal)
 
     rt = Runtime(cfg)
@@ -208,10 +209,14 @@ def run(cfg: Config) -> int:
                 thaw = quiet_gc()
                 endpoint.set(rt.cfg.agent["status_listen"])
                 continue
+            if signum == signal.SIGUSR2:
+                memtrace.report()  # AGENTD_TRACEMALLOC: the top allocations to the log
+                continue
             log.info("agentd stopping (signal %d)", signum)
             notify.notify("STOPPING=1")
             snap = rt.stop(rt.cfg.agent["shutdown_timeout"])
             endpoint.close()
+            memtrace.report()
             snap["stopped"] = True
             status.write_file(status_path, snap)
             return 0

@@ -106,7 +106,14 @@ def render_agentd8(parser: argparse.ArgumentParser) -> str:
         out += [".TP", f"\\fB{code}\\fR", esc(text)]
     out += [".SH SIGNALS", ".TP", "\\fBSIGHUP\\fR",
             esc("re-read the config; a bad one is reported and ignored (systemctl reload agentd)"),
-            ".TP", "\\fBSIGTERM\\fR", esc("flush the spool's in-flight batches (shutdown_timeout) and exit")]
+            ".TP", "\\fBSIGTERM\\fR", esc("flush the spool's in-flight batches (shutdown_timeout) and exit"),
+            ".TP", "\\fBSIGUSR2\\fR",
+            esc("log the resident memory and, with AGENTD_TRACEMALLOC set, the top allocations (also at exit)")]
+    out += [".SH ENVIRONMENT", ".TP", "\\fBAGENTD_TRACEMALLOC\\fR=\\fIN\\fR",
+            esc("trace Python allocations with N frames per traceback (slows the agent: for diagnosis only); "
+                "AGENTD_TRACEMALLOC_TOP sets how many allocation sites SIGUSR2 logs (default 25)"),
+            ".TP", "\\fBMALLOC_ARENA_MAX\\fR",
+            esc("glibc's malloc arenas; the packaged unit sets 2 (few threads, less memory held)")]
     out += [".SH FILES"]
     for path, text in FILES:
         out += [".TP", f"\\fI{esc(path)}\\fR", esc(text)]
