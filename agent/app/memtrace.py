@@ -41,29 +41,39 @@ def start_from_env() -> bool:
     return True
 
 
-def rss_bytes() -> int:
-    """The process's resident set (VmRSS), 0 where /proc has none."""
+def rss() -> dict:
+    """VmRSS, RssAnon and RssFile of this process in bytes (empty where /proc has none).
+    RssFile is mapped files: shared libraries and the journal files the journald collector
+    reads (page cache, reclaimable, yet counted in RSS)."""
+    out = {}
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
+                key = line.split(":", 1)[0]
+                if key in ("VmRSS", "RssAnon", "RssFile"):
+                    out[key] = int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 0
+    return out
+
+
+def _rss_text() -> str:
+    r = rss()
+    return (f"RSS {r.get('VmRSS', 0) / 2**20:.1f} MiB (anonymous {r.get('RssAnon', 0) / 2**20:.1f}, "
+            f"mapped files {r.get('RssFile', 0) / 2**20:.1f})")
 
 
 def report(top: int = 0) -> list:
     """The heap, RSS and the ``top`` allocations by traceback, as log lines (also logged)."""
     if not tracemalloc.is_tracing():
-        line = f"memory: RSS {rss_bytes() / 2**20:.1f} MiB ({ENV} not set: no allocation traces)"
+        line = f"memory: {_rss_text()}; {ENV} not set: no allocation traces"
         log.info("%s", line)
         return [line]
     top = top or _env_int(ENV_TOP, DEFAULT_TOP)
     snap = tracemalloc.take_snapshot().filter_traces(
         (tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib._bootstrap>")))
     current, peak = tracemalloc.get_traced_memory()
-    lines = [f"memory: RSS {rss_bytes() / 2**20:.1f} MiB, Python heap {current / 2**20:.1f} MiB "
+    lines = [f"memory: {_rss_text()}, Python heap {current / 2**20:.1f} MiB "
              f"(peak {peak / 2**20:.1f} MiB), tracemalloc's own {tracemalloc.get_tracemalloc_memory() / 2**20:.1f} MiB"]
     for i, stat in enumerate(snap.statistics("traceback")[:top], 1):
         frames = " <- ".join(f"{fr.filename}:{fr.lineno}" for fr in reversed(stat.traceback))
