@@ -85,6 +85,11 @@ def test_unit_does_not_restart_after_a_config_error(tmp_path):
     assert u["User"] == ["agentd"] and u["UMask"] == ["0027"]
 
 
+def test_unit_bounds_the_malloc_arenas():
+    # the agent's threads share the GIL: two glibc arenas hold less than one per thread
+    assert "MALLOC_ARENA_MAX=2" in " ".join(unit_settings().get("Environment", [])).split()
+
+
 # ---------------------------------------------------------------- man pages
 
 
