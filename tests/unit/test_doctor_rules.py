@@ -183,3 +183,19 @@ def test_a_directory_watch_covers_the_files_below_it(tmp_path):
     assert auditrules.coverage(wanted, [parent]).covered
     sibling = auditrules.parse_rule(f"-w {tmp_path}/ss -p wa -k ssh")
     assert not auditrules.coverage(wanted, [sibling]).covered
+
+
+def test_audit_retention_warns_when_auditd_deletes_logs_soon(tmp_path):
+    conf = tmp_path / "auditd.conf"
+    conf.write_text("log_file = /var/log/audit/audit.log\nmax_log_file = 8\nnum_logs = 5\n"
+                    "max_log_file_action = ROTATE\n")  # Debian's and RHEL's defaults
+    f = audit.check_retention(None, str(conf))
+    assert f.status == WARN and "5 x 8 MB = 40 MB" in f.summary
+    assert "agentd.gap" in f.hides and "num_logs = 10 and max_log_file = 100" in f.fix
+    conf.write_text("max_log_file = 100\nnum_logs = 10\nmax_log_file_action = rotate\n")
+    assert audit.check_retention(None, str(conf)).status == OK
+    conf.write_text("max_log_file = 8\nmax_log_file_action = KEEP_LOGS\n")
+    assert audit.check_retention(None, str(conf)).status == OK
+    conf.write_text("max_log_file_action = SUSPEND\n")
+    assert audit.check_retention(None, str(conf)).status == WARN
+    assert audit.check_retention(None, str(tmp_path / "missing.conf")).status == WARN

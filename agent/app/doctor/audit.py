@@ -21,6 +21,7 @@ from agent.app.doctor.finding import (
 
 RULES_REL = "audit/agentd.rules"
 AUDITD_CONF = "/etc/audit/auditd.conf"
+RETENTION_MIN_MB = 1000  # about 5 minutes of a 1,000 commands/s burst
 # Record types the auditd collector builds events from: an exclude rule on one of them
 # removes that evidence before it is written.
 NEEDED_TYPES = {"SYSCALL", "EXECVE", "SOCKADDR", "PATH", "CWD", "PROCTITLE", "TTY", "USER_TTY", "LOGIN",
@@ -86,8 +87,7 @@ def check_log(ctx) -> Finding:
                        f"add a [collector:auditd] section (type = auditd, enabled = true) to {ctx.config_path}")
     path = ctx.collector_option("auditd", "log_file", "/var/log/audit/audit.log")
     conf = read_text(AUDITD_CONF) or ""
-    settings = dict((k.strip(), v.strip()) for k, _, v in
-                    (ln.partition("=") for ln in conf.splitlines() if "=" in ln and not ln.lstrip().startswith("#")))
+    settings = auditd_settings(conf)
     written = settings.get("log_file", "/var/log/audit/audit.log")
     if conf and os.path.realpath(written) != os.path.realpath(path):
         return Finding("audit.log", FAIL, f"agentd reads {path} but auditd writes {written} ({AUDITD_CONF})",
@@ -104,6 +104,47 @@ def check_log(ctx) -> Finding:
                        "run agentd as root or with CAP_DAC_READ_SEARCH (the packaged unit does)")
     fmt = settings.get("log_format", "RAW")
     return Finding("audit.log", OK, f"{path} readable (log_format {fmt})")
+
+
+def auditd_settings(text: str) -> dict:
+    """auditd.conf's `key = value` lines (keys as written, values stripped)."""
+    return dict((k.strip(), v.strip()) for k, _, v in
+                (ln.partition("=") for ln in text.splitlines() if "=" in ln and not ln.lstrip().startswith("#")))
+
+
+def check_retention(ctx, conf_path: str = AUDITD_CONF) -> Finding:
+    """How much audit log auditd keeps before it deletes the oldest file: what agentd may fall
+    behind by (stopped, restarted, slow under a burst) without losing records unread."""
+    text = read_text(conf_path)
+    if text is None:
+        return Finding("audit.retention", WARN, f"cannot read {conf_path}",
+                       "whether auditd deletes logs agentd has not read yet", "run doctor as root")
+    st = auditd_settings(text)
+    action = st.get("max_log_file_action", "ROTATE").upper()
+    if action != "ROTATE":
+        if action in ("SUSPEND", "SINGLE", "HALT"):
+            return Finding("audit.retention", WARN, f"max_log_file_action {action}: auditd stops writing "
+                           f"(or stops the host) when the log reaches max_log_file",
+                           "every record after that point", f"max_log_file_action = ROTATE (or KEEP_LOGS, "
+                           f"watching disk space) in {conf_path}")
+        return Finding("audit.retention", OK, f"max_log_file_action {action}: auditd deletes no log")
+    try:
+        files, size_mb = int(st.get("num_logs", "5")), int(st.get("max_log_file", "8"))
+    except ValueError:
+        return Finding("audit.retention", WARN, f"num_logs / max_log_file unreadable in {conf_path}",
+                       "whether auditd deletes logs agentd has not read yet", "fix the values")
+    kept = max(files, 1) * size_mb
+    # ~3 KB of records per command (benchmarks/audit_watches.py: 1.52 MB per 478 commands).
+    seconds = kept * 1024 / 3 / 1000
+    summary = (f"auditd keeps {max(files, 1)} x {size_mb} MB = {kept} MB of audit log: about "
+               f"{seconds:,.0f} s of records at 1,000 commands/s")
+    if kept < RETENTION_MIN_MB:
+        return Finding("audit.retention", WARN, summary,
+                       "records in rotated files auditd deletes before agentd has read them: when agentd is "
+                       "stopped, restarted or behind for longer than that (agentd reports the loss as an "
+                       "agentd.gap event)",
+                       f"num_logs = 10 and max_log_file = 100 in {conf_path} (1 GB), then `service auditd reload`")
+    return Finding("audit.retention", OK, summary)
 
 
 def check_rules(ctx) -> list:
@@ -249,7 +290,7 @@ def check_status(ctx) -> list:
 
 def checks(ctx) -> list:
     daemon = check_daemon(ctx)
-    out = [daemon, check_log(ctx)]
+    out = [daemon, check_log(ctx), check_retention(ctx)]
     if daemon.status == FAIL and "_error" in ctx.memo("audit.status", status):
         return out
     return out + check_rules(ctx) + [check_boot(ctx), check_immutable(ctx)] + check_status(ctx)
