@@ -61,9 +61,7 @@ class SessionTracker:
         self._counted = False  # only counters moved: saved at most every COUNTER_SAVE s
         self._saved_at = 0.0
         self._clock = 0.0  # the newest source event time seen: what expiry counts in
-        # the last @timestamp parsed and the last session start formatted: the events of a burst
-        # share their stamp, and one login's events their start (each was parsed per use before)
-        self._stamp: tuple = (None, None)
+        # the last session start formatted: one login's events share it
         self._start_text: tuple = (None, "")
         self._load()
 
@@ -308,19 +306,12 @@ class SessionTracker:
     def _tick(self, doc: dict) -> None:
         """Move the stream's clock: the newest event time seen, never past the wall
         clock (one bogus future stamp must not expire every session at once)."""
-        ts = self._parse(doc.get("@timestamp"))
+        ts = parse_rfc3339(doc.get("@timestamp"))
         if ts is not None and ts > self._clock:
             self._clock = min(ts, self.now())
 
-    def _parse(self, text) -> Optional[float]:
-        last, ts = self._stamp
-        if text != last or last is None:
-            ts = parse_rfc3339(text)
-            self._stamp = (text, ts)
-        return ts
-
     def _time(self, doc: dict) -> float:
-        ts = self._parse(doc.get("@timestamp"))
+        ts = parse_rfc3339(doc.get("@timestamp"))  # a burst's shared stamp is parsed once there
         return self.now() if ts is None else ts
 
     def _public(self, s: dict) -> dict:
