@@ -90,6 +90,11 @@ class Rules:
             return False
         return any(g in low for g in self.gates) or any(self._has_rules(w) for w in s.split())
 
+    def _words_have_rules(self, s: str) -> bool:
+        """A text of several words, one of which has rules of its own (a single word is
+        judged by the callers' own tests: a tool's program or a gate)."""
+        return (" " in s or "\t" in s or "\n" in s) and any(self._has_rules(w) for w in s.split())
+
     def argv_clean(self, argv: list) -> bool:
         """True when neither pass can mask anything in ``argv`` (mask_argv gives nothing and
         mask_text leaves every argument as it is): no gate substring in any argument (so no text
@@ -100,11 +105,11 @@ class Rules:
             return False
         if self._any_gate("\0".join(argv).lower()) is not None:
             return False
-        tools_for, has_rules = self.tools_for, self._has_rules
+        tools_for = self.tools_for
         for a in argv:
             if tools_for(a):
                 return False
-            if (" " in a or "\t" in a or "\n" in a) and any(has_rules(w) for w in a.split()):
+            if self._words_have_rules(a):
                 return False
         return True
 
@@ -112,7 +117,7 @@ class Rules:
     def mask_text(self, s: str, depth: int = 0) -> str:
         low = s.lower()
         if self._any_gate(low) is None:
-            if (" " in s or "\t" in s or "\n" in s) and any(self._has_rules(w) for w in s.split()):
+            if self._words_have_rules(s):
                 return self._mask_commands(s, depth)
             return s
         if self._needs_commands(s, low):
