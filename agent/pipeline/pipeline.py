@@ -77,9 +77,9 @@ class Pipeline:
             state_dir = agent_conf.get("state_dir")
             self.detections = DetectionStage(sections, host, store=store, sessions=self.sessions, live=live,
                                              config_path=config_path,
-                                             cache_dir=state_dir if state_dir and os.path.isdir(state_dir) else None)
+                                             cache_dir=state_dir if state_dir and os.path.isdir(state_dir) else None,
+                                             drop_original=not agent_conf.get("keep_original"))
             self.stages.append(self.detections)
-            self.detections.drop_original = not agent_conf.get("keep_original")
 
     def collector_agent_conf(self, agent_conf: dict) -> dict:
         """[agent] as the collectors read it: with ``original_datasets``, the datasets whose

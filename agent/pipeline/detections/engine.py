@@ -65,7 +65,8 @@ def file_digest(path: Optional[str]) -> str:
 
 class DetectionStage:
     def __init__(self, sections: Optional[dict], host, store=None, sessions=None, live: bool = False,
-                 config_path: Optional[str] = None, now=time.time, cache_dir: Optional[str] = None):
+                 config_path: Optional[str] = None, now=time.time, cache_dir: Optional[str] = None,
+                 drop_original: bool = False):
         conf = dopts.defaults()
         for name, values in (sections or {}).items():
             if name in conf:
@@ -104,7 +105,7 @@ class DetectionStage:
         # Raw records (event.original) some Sigma rule's keywords read: the collectors attach
         # them to these datasets; dropped here after matching unless keep_original is on.
         self.raw_datasets = self.sigma.raw_datasets if self.sigma is not None else frozenset()
-        self.drop_original = False
+        self.drop_original = drop_original  # keep_original off: raw text only for matching
         self.route: dict = {}
         for rule in self.rules:
             for ds in rule.datasets or ("*",):
