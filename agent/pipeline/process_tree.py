@@ -348,10 +348,5 @@ def _same(rec: dict, ses, ppid) -> bool:
     return ppid is None or rp is None or rp == ppid
 
 
-_last_ts: list = ["", 0.0]
-
-
 def _float(ts: str) -> float:
-    if ts != _last_ts[0]:
-        _last_ts[0], _last_ts[1] = ts, parse_rfc3339(ts) or 0.0
-    return _last_ts[1]
+    return parse_rfc3339(ts) or 0.0  # a burst's shared stamp: parse_rfc3339 caches the last one
