@@ -138,15 +138,17 @@ class SessionTracker:
     def _ses_of_tty(self, doc: dict) -> Optional[str]:
         # journald reads _AUDIT_SESSION from /proc when the line arrives; a sudo or su that
         # has already exited leaves it out. Its terminal still names the login: only one
-        # open session holds a pty at a time, and the login user must match the actor.
+        # session holds a pty at any time, and the login user must match the actor. "At the
+        # line's time", not "now": the journal may be read after the audit log has already
+        # said the login ended (a refused sudo, then logout), and a pty is reused later.
         tty = get(doc, "agentd", "process", "tty", "name")
         user = get(doc, "user", "name")
         if not tty or not user:
             return None
         t = self._time(doc)
         found = [ses for ses, s in self.sessions.items()
-                 if s.get("tty") == tty and s.get("user") == user and not s.get("end")
-                 and (s.get("start") or t) <= t]
+                 if s.get("tty") == tty and s.get("user") == user
+                 and (s.get("start") or t) <= t <= (s.get("end") or t)]
         return found[0] if len(found) == 1 else None
 
     def _ses_of_id(self, sid) -> Optional[str]:

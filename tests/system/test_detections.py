@@ -164,7 +164,8 @@ CASES = [
 def test_builtin_rule_fires_with_its_session_origin(run, rule_id, where, user):
     agent, evs = run
     got = alerts(agent.events(), rule_id, IP[where])
-    assert got, f"no {rule_id} alert from {IP[where]}"
+    assert got, f"no {rule_id} alert from {IP[where]}; alerts of that rule, with their origin: " + repr(
+        [((e.get("session") or {}).get("source"), e.get("source"), e["message"]) for e in alerts(agent.events(), rule_id)])
     a = got[0]
     assert a["event"]["dataset"] == "agentd.alert" and a["rule"]["ruleset"] == "agentd"
     assert a["agentd"]["alert"]["evidence"] and a["threat"]["technique"]["id"]

@@ -245,4 +245,12 @@ def test_journal_line_without_audit_session_joins_by_its_terminal(tmp_path):
     feed(t, [carol, stranger, wrong_tty])
     assert carol["session"]["id"].endswith(":50") and carol["session"]["user"] == "carol"
     assert "session" not in stranger and "session" not in wrong_tty
+    # Read late: the audit log already said carol logged out, and her pty went to a new login.
+    feed(t, [logout("50", 700, T0 + 2), login("52", 710, T0 + 3, user="carol"),
+             audit("logged-in", "52", 710, T0 + 3.1, auditd={"session": "52", "data": {"terminal": "/dev/pts/1"}})])
+    late, later = sudo_line("carol", "pts/1"), sudo_line("carol", "pts/1")
+    later["@timestamp"], later["event"]["id"] = rfc3339(T0 + 4), "j-sudo-later"
+    feed(t, [late, later])
+    assert late["session"]["id"].endswith(":50"), "a line from before the logout lost its login"
+    assert later["session"]["id"].endswith(":52")
     spool.close()
