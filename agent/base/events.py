@@ -63,19 +63,44 @@ class Event:
         return f"Event({self.dataset} {self.id} at {self.position})"
 
 
-_DUMPS_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS
+# PASSTHROUGH_SUBCLASS: a Shared dict reaches _default, which gives its JSON made once.
+_DUMPS_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+class Shared(dict):
+    """An object a stage puts unchanged into many events (a parent's exec facts, a login's
+    entry leader): ``dumps`` serializes it once and inserts those bytes (an orjson.Fragment,
+    keys sorted like the rest) into every event that carries it. Readers see a dict; once
+    in an event it is never mutated, which sharing it already requires."""
+
+    __slots__ = ("_json",)
+
+
+def _default(obj: Any) -> Any:
+    if type(obj) is Shared:
+        try:
+            return obj._json
+        except AttributeError:
+            obj._json = orjson.Fragment(dumps(dict(obj)))
+            return obj._json
+    # PASSTHROUGH_SUBCLASS sends every other subclass of dict, list, str and int here too
+    # (an OrderedDict, a Counter): written as its base type, as without the option.
+    for base in (dict, list, str, int):
+        if isinstance(obj, base):
+            return base(obj) if base is not str else str.__str__(obj)
+    raise TypeError(f"Type is not JSON serializable: {type(obj).__name__}")
 
 
 def dumps(doc: Any) -> bytes:
     # OPT_NON_STR_KEYS tolerates int keys that sneak in from parsed data rather
     # than failing a whole batch; sorted keys keep output diffable for golden tests.
     try:
-        return orjson.dumps(doc, option=_DUMPS_OPTS)
+        return orjson.dumps(doc, default=_default, option=_DUMPS_OPTS)
     except TypeError:
         # Raw non-UTF-8 bytes from a malformed source line survive as surrogate
         # escapes; JSON cannot carry them. Escape them as \xNN text instead of
         # failing the batch (which would stall the collector on that line).
-        return orjson.dumps(_without_surrogates(doc), option=_DUMPS_OPTS)
+        return orjson.dumps(_without_surrogates(doc), default=_default, option=_DUMPS_OPTS)
 
 
 def _without_surrogates(obj: Any) -> Any:

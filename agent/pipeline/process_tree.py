@@ -38,7 +38,7 @@ import hashlib
 import time
 from typing import Optional
 
-from agent.base.events import HostInfo, dumps, loads, make_event_id, parse_rfc3339
+from agent.base.events import HostInfo, Shared, dumps, loads, make_event_id, parse_rfc3339
 from agent.pipeline.procfs import ExecStat, proc_facts, proc_stat
 
 KV_KEY = "process_tree.v1"
@@ -93,6 +93,9 @@ class ProcessTree:
             data = loads(raw)
             self.procs = {int(k): v for k, v in data.get("procs", {}).items()}
             self.logins = data.get("logins", {})
+            for r in self.procs.values():
+                if r.get("x") is not None:
+                    r["x"] = Shared(r["x"])
         except (ValueError, TypeError, AttributeError):
             self.procs, self.logins = {}, {}
 
@@ -212,7 +215,8 @@ class ProcessTree:
     # -- exec ------------------------------------------------------------------
 
     def _exec(self, pid: int, rec: dict, proc: dict, ts: str, login: Optional[dict], ppid) -> None:
-        x = {"pid": pid, "entity_id": rec["e"], "start": rec["t"]}
+        # Shared: what the children's events carry as process.parent, serialized once
+        x = Shared(pid=pid, entity_id=rec["e"], start=rec["t"])
         for k in _FACTS:
             v = proc.get(k)
             if v is not None:
@@ -293,7 +297,7 @@ class ProcessTree:
             user["name"] = sess["user"]
         if user:
             el["user"] = user
-        both = (dict(el, same_as_process=False), dict(el, same_as_process=True))
+        both = (Shared(el, same_as_process=False), Shared(el, same_as_process=True))
         self._pub[sid] = (ip, both)
         return both
 

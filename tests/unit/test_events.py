@@ -74,3 +74,16 @@ def test_base_doc_and_serialization_roundtrip():
 def test_local_host_info_reads_machine_identity():
     h = HostInfo.local()
     assert h.name and h.id and h.id != ""
+
+
+def test_a_shared_object_is_written_as_the_same_dict_would_be():
+    import collections
+
+    parent = events.Shared(pid=7, name="bash", args=["bash", "-c", "echo \udcff\n"], executable="/bin/bash")
+    plain = {"pid": 7, "name": "bash", "args": ["bash", "-c", "echo \udcff\n"], "executable": "/bin/bash"}
+    docs = [{"z": 1, "process": {"pid": n, "parent": parent}, "a": collections.OrderedDict(b=2, a=1)}
+            for n in (1, 2)]
+    want = [events.dumps({"z": 1, "process": {"pid": n, "parent": plain}, "a": {"a": 1, "b": 2}}) for n in (1, 2)]
+    assert [events.dumps(d) for d in docs] == want  # sorted keys, surrogates escaped, inside and out
+    assert b'"echo \\\\xff\\n"' in want[0]
+    assert isinstance(parent, dict) and parent["name"] == "bash"  # what later stages read
