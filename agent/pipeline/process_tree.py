@@ -112,6 +112,9 @@ class ProcessTree:
         items = list(self.procs.items())
         keep = {pid: r for pid, r in items[:-KEEP_RECENT] if "k" in r}
         keep.update(items[-KEEP_RECENT:])
+        for pid, r in keep.items():
+            if type(r["x"]) is tuple:
+                self._facts(pid, r)  # saved as the object children carry
         blob = dumps({"procs": keep, "logins": self.logins})
         self.store.transaction([("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (KV_KEY, blob, now), False)])
         self._dirty = False
@@ -157,7 +160,9 @@ class ProcessTree:
         ev = doc["event"]
         is_exec = ev["outcome"] == "success" and ev.get("dataset") == _EXEC_DATASET
         sess = doc.get("session")
-        login = self._login(sess) if sess is not None else None
+        login = None
+        if sess is not None:
+            login = self.logins.get(sess.get("id")) or self._login(sess)
 
         rec = procs.pop(pid, None)  # re-inserted below: most recently used last
         if rec is not None and not _same(rec, ses, ppid if is_exec else None):
@@ -188,8 +193,9 @@ class ProcessTree:
             if prec is not None and (ses is None or prec["s"] is None or prec["s"] == ses):
                 procs[ppid] = prec
                 prec["k"] = 1  # a parent: kept across restarts
-                if prec["x"] is not None:
-                    proc["parent"] = prec["x"]  # shared by the children's events: never mutated
+                x = prec["x"]
+                if x is not None:  # shared by the children's events
+                    proc["parent"] = x if type(x) is Shared else self._facts(ppid, prec)
                 else:
                     parent["entity_id"] = prec["e"]
             elif ses is not None:
@@ -204,7 +210,11 @@ class ProcessTree:
         if login is not None:
             lpid = login["pid"]
             if pid != login["sshd"] or pid == lpid:
-                proc["entry_leader"] = self._entry_leader(login, sess)[pid == lpid]
+                src = sess.get("source")
+                pub = self._pub.get(login["sid"])
+                if pub is None or pub[0] != (src.get("ip") if src else None):
+                    pub = self._entry_leader(login, sess)
+                proc["entry_leader"] = pub[1][pid == lpid]
         if is_exec:
             if stat is not None and stat[4] <= _float(ts) + START_SLACK:
                 self._leaders(proc, rec, ses, stat)
@@ -215,13 +225,9 @@ class ProcessTree:
     # -- exec ------------------------------------------------------------------
 
     def _exec(self, pid: int, rec: dict, proc: dict, ts: str, login: Optional[dict], ppid) -> None:
-        # Shared: what the children's events carry as process.parent, serialized once
-        x = Shared(pid=pid, entity_id=rec["e"], start=rec["t"])
-        for k in _FACTS:
-            v = proc.get(k)
-            if v is not None:
-                x[k] = v
-        rec["x"] = x
+        # The exec's facts as they are: most processes (each `ls`) are never a parent, so
+        # the object their children would carry is made only when one is (_facts).
+        rec["x"] = tuple(map(proc.get, _FACTS))
         if ppid is not None:
             rec["pp"] = ppid
         self._dirty = True
@@ -238,13 +244,28 @@ class ProcessTree:
         if start is not None and t - start > LEADER_WINDOW:
             return
         # The login's first process: it takes the login's entry leader id.
-        rec["e"] = x["entity_id"] = login["e"]
+        rec["e"] = login["e"]
         login["pid"] = pid
-        login["x"] = dict(x)
+        login["x"] = dict(self._facts(pid, rec))
         tty = proc.get("tty")
         if tty:
             login["tty"] = tty
         self._pub.pop(login["sid"], None)
+
+    @staticmethod
+    def _facts(pid: int, rec: dict) -> Shared:
+        """The process's exec facts as its children's process.parent carries them, made from
+        the exec's tuple on first use and then shared by all (without its exec: pid, id, start)."""
+        x = rec["x"]
+        if x is None:
+            return {"pid": pid, "entity_id": rec["e"], "start": rec["t"]}
+        if type(x) is tuple:
+            facts = x
+            x = rec["x"] = Shared(pid=pid, entity_id=rec["e"], start=rec["t"])
+            for k, v in zip(_FACTS, facts, strict=True):
+                if v is not None:
+                    x[k] = v
+        return x
 
     # -- entry leader (one per login) --------------------------------------------
 
@@ -267,13 +288,11 @@ class ProcessTree:
         return lg
 
     def _entry_leader(self, lg: dict, sess: dict) -> tuple:
-        """(entry_leader for the other processes, for the leader itself), shared by events."""
+        """(source ip, (entry_leader for the other processes, for the leader itself)), shared
+        by the login's events until the login's source ip or leader changes."""
         src = sess.get("source")
         ip = src.get("ip") if src else None
         sid = lg["sid"]
-        cached = self._pub.get(sid)
-        if cached is not None and cached[0] == ip:
-            return cached[1]
         el: dict = {"entity_id": lg["e"]}
         x = lg.get("x")
         if x:
@@ -297,9 +316,8 @@ class ProcessTree:
             user["name"] = sess["user"]
         if user:
             el["user"] = user
-        both = (Shared(el, same_as_process=False), Shared(el, same_as_process=True))
-        self._pub[sid] = (ip, both)
-        return both
+        pub = self._pub[sid] = (ip, (Shared(el, same_as_process=False), Shared(el, same_as_process=True)))
+        return pub
 
     # -- session and group leaders (live, /proc) ----------------------------------
 
@@ -317,12 +335,10 @@ class ProcessTree:
 
     def _leader(self, lpid: int, ses, pid: int, rec: dict) -> Optional[dict]:
         if lpid == pid:
-            x = rec["x"] or {"pid": pid, "entity_id": rec["e"], "start": rec["t"]}
-            return dict(x, same_as_process=True)
+            return dict(self._facts(pid, rec), same_as_process=True)
         lrec = self.procs.get(lpid)
         if lrec is not None and _same(lrec, ses, None):
-            x = lrec["x"] or {"pid": lpid, "entity_id": lrec["e"], "start": lrec["t"]}
-            return dict(x, same_as_process=False)
+            return dict(self._facts(lpid, lrec), same_as_process=False)
         st = proc_stat(lpid)
         if st is None:
             return None

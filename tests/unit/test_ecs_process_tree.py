@@ -177,6 +177,9 @@ def test_the_tree_survives_a_restart():
     (later,) = _run(t2, _ev(301, 200, t=9))
     assert later["parent"]["entity_id"] == shell["entity_id"] and later["parent"]["executable"] == "/bin/bash"
     assert later["entry_leader"] == cmd["entry_leader"]
+    (child,) = _run(t2, _ev(400, 300, t=9))  # cmd had no child before the restart: its exec facts too
+    assert child["parent"] == {"pid": 300, "entity_id": cmd["entity_id"], "start": cmd["start"],
+                               "executable": "/bin/x", "args": ["/bin/x"]}
     # thousands of short-lived commands later, the saved state keeps the shell, not them all
     for pid in range(1000, 4000):
         _run(t2, _ev(pid, 200, t=10))
