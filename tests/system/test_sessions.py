@@ -68,7 +68,8 @@ def test_concurrent_sessions_carry_origin_key_and_method(stack, ssh_session, tmp
         tty = [e for e in evs if e["event"]["dataset"] == "auditd.tty" and e.get("session")]
         users = {e["session"]["user"] for e in tty}
         ended = {e["session"]["user"] for e in evs if e["event"].get("action") == "session-ended"}
-        return evs if {"alice", "carol"} <= users & ended and with_token(evs, f"carol-dave-{tok}") else None
+        return evs if ({"alice", "carol"} <= users & ended and with_token(evs, f"carol-dave-{tok}")
+                       and any(str((e.get("auditd") or {}).get("session")) == alice_ses for e in tty)) else None
 
     evs = agent.wait_for(ready, timeout=60)
     alice_cmds = with_token(evs, f"alice-{tok}") + with_token(evs, f"alice-root-{tok}")
@@ -102,9 +103,13 @@ def test_concurrent_sessions_carry_origin_key_and_method(stack, ssh_session, tmp
         if e["process"]["executable"].endswith("echo") and e.get("session"):
             assert e["session"]["id"] not in alice_ids, "the target host's own login joined the jump session"
 
-    for e in [e for e in evs if e["event"]["dataset"] == "auditd.tty"]:
-        if e.get("session", {}).get("user") == "alice":
-            assert e["session"]["source"]["port"] == a_port
+    # alice's keystrokes carry her login's origin (other alice logins on this machine, of
+    # other tests or jobs, are other sessions: picked by her audit session, not her name)
+    alice_tty = [e for e in evs if e["event"]["dataset"] == "auditd.tty"
+                 and str((e.get("auditd") or {}).get("session")) == alice_ses]
+    assert alice_tty
+    for e in alice_tty:
+        assert e["session"]["user"] == "alice" and e["session"]["source"]["port"] == a_port
 
     starts = [e for e in evs if e["event"].get("action") == "session-started" and e["session"]["user"] == "alice"]
     ends = [e for e in evs if e["event"].get("action") == "session-ended" and e["session"]["user"] == "alice"
