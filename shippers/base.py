@@ -55,7 +55,8 @@ class SendResult:
 class Shipper(Component):
     # True when send() takes ``raw``: each event's JSON exactly as the spool holds it
     # (compact, sorted keys), in the same order as ``events``. A shipper that puts
-    # those bytes on the wire does not serialize every event a second time.
+    # those bytes on the wire does not serialize every event a second time. With raw,
+    # ``events`` parses an event each time it is indexed: read each one once.
     takes_raw = False
 
     def send(self, events: list, raw: Optional[list] = None) -> SendResult:

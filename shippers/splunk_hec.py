@@ -192,6 +192,7 @@ class SplunkHecShipper(Shipper):
         to_send = list(range(len(events)))
         waiting: list = []
         if self.use_ack:
+            events = list(events)  # read twice below (key, encode): parsed once
             keys = [self.key(e) for e in events]
             self._expire()
             if self._acks:

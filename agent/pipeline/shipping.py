@@ -13,6 +13,7 @@ import logging
 import random
 import re
 import threading
+from collections.abc import Sequence
 from typing import Callable, Optional
 
 from agent.base.conditions import ConditionLog
@@ -50,6 +51,27 @@ def backoff(attempt: int, cap: float, base: float = 0.5, retry_after: Optional[f
     if retry_after:
         delay = max(delay, min(retry_after, cap))
     return delay
+
+
+class LazyDocs(Sequence):
+    """A batch's events as dicts, each parsed from its spooled JSON when a shipper asks.
+
+    Shippers that take ``raw`` read a few fields of each event (HEC: time, host, indexed
+    fields; ES: index and id) or none (file). Parsing one event at a time keeps a whole
+    parsed batch (megabytes of dicts for 500 ECS events) out of the agent's peak memory.
+    Each access parses again: a shipper that needs an event twice keeps it itself.
+    """
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: list):
+        self.raw = raw
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __getitem__(self, i):  # type: ignore[override]  # ints only: shippers index one event
+        return loads(self.raw[i])
 
 
 class ShipperWorker(threading.Thread):
@@ -100,20 +122,20 @@ class ShipperWorker(threading.Thread):
             self.stats["batches"] += 1
 
     def _deliver(self, rows: list) -> bool:
-        pending = [(seq, loads(body), body) for seq, body in rows]
+        pending = rows  # [(seq, spooled JSON)]
         if self.wants is not None:
-            pending = [p for p in pending if self.wants(p[1])]
+            pending = [p for p in pending if self.wants(loads(p[1]))]
         takes_raw = getattr(self.shipper, "takes_raw", False)
         attempt = 0
         while pending:
             if self.stop_event.is_set():
                 return False
-            docs = [p[1] for p in pending]
-            result = (self.shipper.send(docs, raw=[p[2] for p in pending]) if takes_raw
-                      else self.shipper.send(docs))
+            bodies = [p[1] for p in pending]
+            result = (self.shipper.send(LazyDocs(bodies), raw=bodies) if takes_raw
+                      else self.shipper.send([loads(b) for b in bodies]))
             done = set(result.delivered)
             for i, reason in result.rejected:
-                seq, doc, _ = pending[i]
+                seq, doc = pending[i][0], loads(pending[i][1])
                 done.add(i)
                 self.dead_letter.write(reason, doc, {"shipper": self.shipper_name, "seq": seq})
                 log.warning("shipper:%s rejected event %s: %s", self.shipper_name,
