@@ -27,6 +27,7 @@ from agent import __version__
 from agent.base.options import Option
 from shippers.base import SendResult, Shipper
 from shippers.http import (
+    GZIP_LEVEL,
     TLS_OPTIONS,
     ConditionLog,
     build_client,
@@ -35,6 +36,7 @@ from shippers.http import (
     compress,
     describe_exception,
     get_path,
+    gzip_level_option,
     parse_retry_after,
     short_body,
     timeout_option,
@@ -89,6 +91,7 @@ class ElasticsearchShipper(Shipper):
                                       "data stream name; {dataset} is event.dataset made name-safe",
                                       check=_check_pattern),
         "gzip": Option("bool", "true", "gzip request bodies"),
+        "gzip_level": gzip_level_option(),
         "batch_max_events": Option("int", "1000", "events per _bulk request", minimum=1, maximum=100000),
         "batch_max_bytes": Option("size", "5MiB", "uncompressed bytes per _bulk request (ES default cap: 100MB)",
                                   minimum=1024, maximum=1024 * 1024 * 1024),
@@ -166,7 +169,7 @@ class ElasticsearchShipper(Shipper):
             body = b"".join(lines[i] for i in cur)
             headers = {}
             if self.conf.get("gzip", True):
-                body = compress(body)
+                body = compress(body, self.conf.get("gzip_level") or GZIP_LEVEL)
                 headers["Content-Encoding"] = "gzip"
             self.stats["posts"] += 1
             try:

@@ -46,6 +46,7 @@ from agent import __version__
 from agent.base.options import Option
 from shippers.base import SendResult, Shipper
 from shippers.http import (
+    GZIP_LEVEL,
     TLS_OPTIONS,
     ConditionLog,
     build_client,
@@ -55,6 +56,7 @@ from shippers.http import (
     describe_exception,
     epoch,
     get_path,
+    gzip_level_option,
     json_body,
     parse_retry_after,
     short_body,
@@ -103,6 +105,7 @@ class SplunkHecShipper(Shipper):
         "indexed_fields": Option("list", "event.dataset, event.action, session.user, session.id",
                                  "ECS fields also sent as HEC indexed fields (fast tstats searches)"),
         "gzip": Option("bool", "true", "gzip request bodies"),
+        "gzip_level": gzip_level_option(),
         "batch_max_events": Option("int", "500", "events per HEC request", minimum=1, maximum=100000),
         "batch_max_bytes": Option("size", "800KiB", "uncompressed bytes per HEC request",
                                   minimum=1024, maximum=512 * 1024 * 1024),
@@ -229,7 +232,7 @@ class SplunkHecShipper(Shipper):
     def _post(self, body: bytes):
         headers = {}
         if self.conf.get("gzip", True):
-            body = compress(body)
+            body = compress(body, self.conf.get("gzip_level") or GZIP_LEVEL)
             headers["Content-Encoding"] = "gzip"
         self.stats["posts"] += 1
         return self.client.post(EVENT_PATH, content=body, headers=headers)

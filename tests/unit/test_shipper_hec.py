@@ -92,6 +92,22 @@ def test_url_with_collector_path_and_no_gzip():
     assert "index" not in fake.posts[0][0]
 
 
+def test_gzip_level_trades_cpu_for_bytes_and_the_events_stay_the_same():
+    sizes = {}
+    for level in (1, 9):
+        fake = Fake()
+        evs = events(200)
+        ship(fake, gzip_level=level).send(evs)
+        sizes[level] = len(fake.requests[0].content)
+        assert [o["event"] for o in fake.posts[0]] == evs
+    assert sizes[9] < sizes[1]
+    for bad in ("0", "10"):
+        with pytest.raises(Exception, match="gzip_level"):
+            parse_config_text("[agent]\nstate_dir = /tmp/agentd-test\n\n[collector:audit]\ntype = auditd\n\n"
+                              "[shipper:hec]\ntype = splunk_hec\nurl = https://s:8088\ntoken = t\n"
+                              f"gzip_level = {bad}\n", "agentd.conf")
+
+
 def test_epoch_parses_offsets_and_rounds_to_ms():
     assert epoch("1970-01-01T00:00:01.123456Z") == 1.123
     assert epoch("1970-01-01T01:00:00+01:00") == 0.0
