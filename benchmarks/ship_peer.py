@@ -1,6 +1,6 @@
 """Shipping the recorded capture to the test HEC: `agentd run` against syslog-ng (issue 18, target 3).
 
-    .venv/bin/python benchmarks/ship_peer.py [--runs 3] [--agent-only] [--profile DIR] [--keep]
+    .venv/bin/python benchmarks/ship_peer.py [--runs 3] [--agent-only] [--profile DIR] [--keep] [--baseline TREE]
 
 Both tools read the same file, a temporary copy of data/exec_storm.log.xz decompressed
 (120,077 audit records), from its beginning, and deliver it to the same strict test HEC
@@ -157,10 +157,10 @@ def vm_hwm(pid: int) -> Optional[float]:
 
 
 def measure(argv: List[str], siem: Siem, done: Callable[[int, float], bool], env: Optional[dict] = None,
-            attach: Optional[Callable[[int], subprocess.Popen]] = None) -> dict:
+            attach: Optional[Callable[[int], subprocess.Popen]] = None, cwd: str = REPO) -> dict:
     """Run ``argv`` until ``done(count, seconds_since_last_change)``; figures of the run."""
     t0 = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ps = psutil.Process(proc.pid)
     spy = attach(proc.pid) if attach else None
     last, last_at, rss_max, cpu, hwm = 0, t0, 0.0, 0.0, None
@@ -218,10 +218,11 @@ def spool_drained(db: str, log_size: int) -> bool:
     return bool(pos and json.loads(pos[0]).get("offset") == log_size and cur and cur[0] >= last)
 
 
-def run_agent(tmp: str, log: str, siem: Siem, i: int, profile: Optional[str]) -> dict:
-    state = os.path.join(tmp, f"agent-{i}")
+def run_agent(tmp: str, log: str, siem: Siem, i: int, profile: Optional[str], repo: str = REPO,
+              tag: str = "agent") -> dict:
+    state = os.path.join(tmp, f"{tag}-{i}")
     os.makedirs(state)
-    conf = os.path.join(tmp, f"agent-{i}.conf")
+    conf = os.path.join(tmp, f"{tag}-{i}.conf")
     with open(os.open(conf, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
         f.write(AGENT_CONF.format(state=state, log=log, url=siem.url, token=TOKEN))
     argv = [sys.executable, "-m", "agent.app.cli", "run", "-c", conf]
@@ -229,16 +230,16 @@ def run_agent(tmp: str, log: str, siem: Siem, i: int, profile: Optional[str]) ->
     if profile:
         os.makedirs(profile, exist_ok=True)
         spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
-        out = os.path.join(profile, f"agent-{i}.txt")
+        out = os.path.join(profile, f"{tag}-{i}.txt")
 
         def attach(pid: int) -> subprocess.Popen:  # it ends, writing its file, when the agent does
             return subprocess.Popen([spy if os.path.exists(spy) else "py-spy", "record", "-t", "--gil", "-r", "200", "-f",
                                      "raw", "-o", out, "--pid", str(pid)], stdout=subprocess.DEVNULL)
     size = os.path.getsize(log)
     db = os.path.join(state, "spool.db")
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = dict(os.environ, PYTHONPATH=repo)
     return measure(argv, siem, lambda n, quiet: n > 0 and quiet >= QUIET and spool_drained(db, size), env=env,
-                   attach=attach)
+                   attach=attach, cwd=repo)
 
 
 def run_syslog_ng(tmp: str, log: str, siem: Siem, i: int, records: int) -> dict:
@@ -281,6 +282,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--agent-only", action="store_true", help="skip syslog-ng (e.g. while it is not installed)")
     ap.add_argument("--profile", metavar="DIR", help="py-spy record each agent run into DIR (raw stacks)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--baseline", metavar="TREE", help="also run the agent of another source tree (e.g. a git "
+                    "worktree of main) as agentd-base, alternated with the others: before/after in one run")
     a = ap.parse_args(argv)
     miss = [] if a.agent_only else missing_peer()
     if miss:
@@ -295,19 +298,25 @@ def main(argv: Optional[List[str]] = None) -> int:
         records = sum(1 for _ in f)
     print(f"capture: {records} records, {os.path.getsize(log) / MB:.1f} MB; {a.runs} run(s) each, alternated")
     siem = Siem()
-    res: Dict[str, List[dict]] = {"agentd": [], "syslog-ng": []}
-    siem_cpu: Dict[str, float] = {"agentd": 0.0, "syslog-ng": 0.0}
+    res: Dict[str, List[dict]] = {"agentd": [], "agentd-base": [], "syslog-ng": []}
+    siem_cpu: Dict[str, float] = dict.fromkeys(res, 0.0)
+    order = ["agentd"] + (["agentd-base"] if a.baseline else []) + ([] if a.agent_only else ["syslog-ng"])
     try:
         for i in range(a.runs):
-            tools = ["agentd"] if a.agent_only else (["agentd", "syslog-ng"] if i % 2 == 0 else ["syslog-ng", "agentd"])
+            # Each run rotates who goes first, so no tool always follows the same one.
+            tools = order[i % len(order):] + order[:i % len(order)]
             for tool in tools:
                 siem.reset()
                 c0 = siem.cpu()
-                r = (run_agent(tmp, log, siem, i, a.profile) if tool == "agentd"
-                     else run_syslog_ng(tmp, log, siem, i, records))
+                if tool == "syslog-ng":
+                    r = run_syslog_ng(tmp, log, siem, i, records)
+                else:
+                    base = tool == "agentd-base"
+                    r = run_agent(tmp, log, siem, i, a.profile, repo=os.path.abspath(a.baseline) if base else REPO,
+                                  tag="base" if base else "agent")
                 siem_cpu[tool] += siem.cpu() - c0
                 res[tool].append(r)
-                print(f"  run {i + 1} {tool:9s} {r['seconds']:6.2f} s  cpu {r['cpu']:5.2f} s  "
+                print(f"  run {i + 1} {tool:11s} {r['seconds']:6.2f} s  cpu {r['cpu']:5.2f} s  "
                       f"peak RSS {r['rss_peak_mb']:5.1f} MB (sampled {r['rss_sampled_mb']:.1f})  "
                       f"{r['events']} events", flush=True)
     finally:
@@ -323,7 +332,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for k, v in s.items():
             out[f"{key}_{k}"] = v
         out[f"{key}_siem_cpu"] = round(siem_cpu[tool] / len(runs), 2)
-        print(f"{tool:9s} median {s['seconds']:.2f} s, CPU median {s['cpu']:.2f} s (least {s['cpu_min']:.2f} s), "
+        print(f"{tool:11s} median {s['seconds']:.2f} s, CPU median {s['cpu']:.2f} s (least {s['cpu_min']:.2f} s), "
               f"peak RSS {s['rss_peak_mb']:.1f} MB, {s['events']} events delivered; "
               f"test SIEM CPU {out[f'{key}_siem_cpu']:.2f} s per run")
     if res["syslog-ng"]:
@@ -333,6 +342,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         out["target_rss_mb"] = 50
         print(f"agentd/syslog-ng: time {out['ratio_seconds']:.2f} (target <= 0.6), CPU {out['ratio_cpu']:.2f}; "
               f"agentd peak RSS {out['agentd_rss_peak_mb']:.1f} MB (target <= 50)")
+        if res["agentd-base"]:
+            out["base_ratio_seconds"] = round(out["agentd_base_seconds"] / out["syslog_ng_seconds"], 3)
+            out["base_ratio_cpu"] = round(out["agentd_base_cpu"] / out["syslog_ng_cpu"], 3)
+            print(f"agentd-base/syslog-ng: time {out['base_ratio_seconds']:.2f}, CPU {out['base_ratio_cpu']:.2f}")
     out["table"] = table(out)
     print("BENCH-RESULT " + json.dumps(out, sort_keys=True), flush=True)
     return 0
