@@ -11,11 +11,12 @@ import time
 
 from agent.base.deadletter import DeadLetter
 from agent.base.events import dumps
+from agent.base.options import Secret
 from agent.pipeline.shipping import ShipperWorker
 from agent.pipeline.spool import Spool
 from shippers.file import FileShipper
 from tests.integration.test_siem_roundtrip import es, events, hec
-from tests.siem.fixtures import siem  # noqa: F401
+from tests.siem.fixtures import HEC_ACK_TOKEN, siem  # noqa: F401
 
 
 def ship_all(tmp_path, spool: Spool, shippers: dict, deadline: float = 20.0) -> None:
@@ -65,3 +66,22 @@ def test_an_event_es_rejects_goes_whole_to_the_dead_letter_file(siem, tmp_path):
     assert [d["_source"] for d in siem.es_docs] == evs[:4] + evs[5:]
     (line,) = (tmp_path / "dl-es.jsonl").read_text().splitlines()
     assert json.dumps(evs[4], sort_keys=True, separators=(",", ":")) in line or evs[4]["event"]["id"] in line
+
+
+def test_events_re_sent_after_acks_and_item_429s_are_the_spooled_ones_each_once(siem, tmp_path):
+    # The paths where a shipper reads a batch's events more than once or only some of them:
+    # HEC with indexer acks (each send reads every event's key, then encodes the ones to
+    # post; pending ones come back until their ack turns true) and ES answering 429 for
+    # items (the worker re-sends those alone).
+    evs = events(700)
+    siem.set_faults(ack_delay=0.3, es_item_429_pct=30)
+    spool = Spool(str(tmp_path / "spool.db"))
+    spool.write("test", evs, None)
+    ship_all(tmp_path, spool, {"hec": hec(siem, token=Secret(HEC_ACK_TOKEN), use_ack=True),
+                               "es": es(siem)}, deadline=60.0)
+    spool.close()
+    assert [o["event"] for o in siem.hec_events] == evs, "acked once, never re-sent"
+    es_docs = [d["_source"] for d in siem.es_docs]
+    assert sorted(es_docs, key=lambda d: d["event"]["id"]) == sorted(evs, key=lambda d: d["event"]["id"])
+    assert len(es_docs) == len(evs), "each event stored once"
+    assert es_docs != evs, "some items were answered 429 and re-sent after the rest of their batch"
