@@ -110,7 +110,9 @@ class DetectionStage:
         for rule in self.rules:
             for ds in rule.datasets or ("*",):
                 self.route.setdefault(ds, []).append(rule)
-        self.everywhere = self.route.pop("*", [])
+        self.everywhere = tuple(self.route.pop("*", ()))
+        # One list per dataset, the rules for every dataset included: one lookup per event.
+        self.route = {ds: tuple(rules) + self.everywhere for ds, rules in self.route.items()}
         self.throttle: dict = self.state.setdefault("throttle", {})
         self.stats = {"alerts": 0, "suppressed": 0, "errors": 0}
         self.failed: set = set()
@@ -173,12 +175,15 @@ class DetectionStage:
         ts = self._ts if self._ts is not None else self.now()
         hits: list = []
         ds = ev.get("dataset", "")
-        rules = self.route.get(ds)
-        if rules:
-            for rule in rules:
-                hits += self._check(rule, doc, ts)
-        for rule in self.everywhere:
-            hits += self._check(rule, doc, ts)
+        rules = self.route.get(ds, self.everywhere)
+        for rule in rules:  # inline, not through _check: this loop runs for every event
+            try:
+                got = rule.check(doc, ts)
+            except Exception:
+                self._failed(rule, doc)
+                continue
+            for h in got:
+                hits.append((rule.id, h))
         if ds == "agentd.gap" and not doc.get("session") and self.sessions is not None:
             hits += self._gap_in_sessions(doc, ts)
         if self.sigma is not None:
@@ -203,12 +208,15 @@ class DetectionStage:
         try:
             return [(rule.id, h) for h in rule.check(doc, ts)]
         except Exception:
-            # A rule bug must never stop events: logged once per rule, counted.
-            self.stats["errors"] += 1
-            if rule.id not in self.failed:
-                self.failed.add(rule.id)
-                log.exception("detections: rule %s failed on event %s", rule.id, doc["event"].get("id"))
+            self._failed(rule, doc)
             return []
+
+    def _failed(self, rule, doc: dict) -> None:
+        # A rule bug must never stop events: logged once per rule, counted.
+        self.stats["errors"] += 1
+        if rule.id not in self.failed:
+            self.failed.add(rule.id)
+            log.exception("detections: rule %s failed on event %s", rule.id, doc["event"].get("id"))
 
     def _gap_in_sessions(self, doc: dict, ts: float) -> list:
         """A gap the session join found inside several sessions (agentd.gap.sessions): one hit each."""

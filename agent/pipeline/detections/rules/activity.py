@@ -12,6 +12,7 @@ import os
 import re
 
 from agent.base.options import Option
+from agent.pipeline.detections.literals import Gated
 from agent.pipeline.detections.rules.base import About, Hit, Rule, get, login_user, opt_users
 
 SHELLS = ("sh", "bash", "dash", "zsh", "ksh", "fish", "tcsh", "csh", "ash", "busybox")
@@ -32,7 +33,7 @@ class _PatternRule(Rule):
     """A pattern in what was run or typed; ``check_other`` for the rule's other datasets."""
 
     datasets = _CMD_DATASETS
-    patterns: re.Pattern = re.compile(r"(?!x)x")
+    patterns: Gated = Gated(re.compile(r"(?!x)x"))
     options = {"allow_users": opt_users()}
 
     def check_other(self, doc: dict) -> list:
@@ -55,12 +56,12 @@ class HistoryWipe(_PatternRule):
     about = About("history_wipe", "Shell history or traces wiped", "medium", ("T1070", "T1070.003", "T1690"),
                   "Shell history cleared, disabled or deleted, or login records wiped.")
     datasets = _CMD_DATASETS + ("auditd.file",)
-    patterns = re.compile(
+    patterns = Gated(re.compile(
         r"\bhistory\s+-[a-z]*c|\bunset\s+HISTFILE\b|\bHISTFILE=(?:/dev/null|\s|$)|\bHISTSIZE=0\b|"
         r"\bHISTFILESIZE=0\b|\bset\s+\+o\s+history\b|"
         r"\b(?:rm|shred|truncate|unlink)\b[^|;&]*(?:_history|/var/log/(?:wtmp|btmp|lastlog|auth\.log|secure))\b|"
         r">\s*~?[\w/.]*(?:\.bash_history|\.zsh_history|/var/log/(?:wtmp|btmp|lastlog))\b|"
-        r"\bln\s+-[a-z]*s[a-z]*\s+/dev/null\s+\S*_history")
+        r"\bln\s+-[a-z]*s[a-z]*\s+/dev/null\s+\S*_history"))
 
     def check_other(self, doc: dict) -> list:
         path = str(get(doc, "file", "path") or "")  # auditd.file
@@ -75,10 +76,10 @@ class ReverseShell(_PatternRule):
     about = About("reverse_shell", "Reverse shell", "critical", ("T1059", "T1059.004", "T1071"),
                   "A shell wired to a network socket: /dev/tcp redirection, nc -e, socat exec, a shell connecting out.")
     datasets = _CMD_DATASETS + ("auditd.network",)
-    patterns = re.compile(
+    patterns = Gated(re.compile(
         r"/dev/(?:tcp|udp)/[^/\s]+/\d+|\b(?:nc|ncat|netcat)\b[^|;]*\s-[a-z]*[ec]\s|"
         r"\bsocat\b[^|;]*\b(?:exec|system):|\bmkfifo\b.*\|\s*(?:nc|ncat|netcat)\b|"
-        r"\b(?:python[\d.]*|perl|ruby|php)\b.*(?:socket|fsockopen|TCPSocket).*(?:pty|/bin/(?:ba)?sh|dup2|exec)")
+        r"\b(?:python[\d.]*|perl|ruby|php)\b.*(?:socket|fsockopen|TCPSocket).*(?:pty|/bin/(?:ba)?sh|dup2|exec)"))
 
     def check_other(self, doc: dict) -> list:
         # auditd.network: bash's own connect(), the /dev/tcp redirection, whatever was typed.
@@ -92,11 +93,11 @@ class ReverseShell(_PatternRule):
 
 
 _FETCH = r"\b(?:curl|wget|fetch)\b"
-_DOWNLOAD_RUN = re.compile(_FETCH + r"[^|;&]*\|\s*(?:sudo\s+(?:-\S+\s+)*)?(?:\S*/)?(?:ba|da|z|k)?sh\b|"
+_DOWNLOAD_RUN = Gated(re.compile(_FETCH + r"[^|;&]*\|\s*(?:sudo\s+(?:-\S+\s+)*)?(?:\S*/)?(?:ba|da|z|k)?sh\b|"
                            r"\b(?:ba|da|z|k)?sh\s+(?:-c\s+)?[\"']?\$\(\s*" + _FETCH + r"|"
                            r"\b(?:ba|da|z|k)?sh\s+<\(\s*" + _FETCH + r"|"
                            r"\b(?:python[\d.]*|perl)\b\s+(?:-\s+)?<\(\s*" + _FETCH + r"|"
-                           + _FETCH + r"[^|;&]*\|\s*(?:python[\d.]*|perl|ruby|php)\b")
+                           + _FETCH + r"[^|;&]*\|\s*(?:python[\d.]*|perl|ruby|php)\b"))
 _OUT_FLAG = re.compile(r"(?:^|\s)(?:-o|-O|--output(?:-document)?=?)\s*(\S+)")
 
 
@@ -110,16 +111,19 @@ class DownloadAndRun(Rule):
     }
 
     def check(self, doc: dict, ts: float) -> list:
+        piped = next((t for t in command_texts(doc) if _DOWNLOAD_RUN.search(t)), None)
+        run = doc["event"].get("action") == "exec"
+        name = get(doc, "process", "name") if run else None
+        # The common case, kept cheap: no fetch piped into a shell, no download, and no
+        # file downloaded lately that this exec could run.
+        if piped is None and (not run or (name not in ("curl", "wget") and not self.state.get("files"))):
+            return []
         user = login_user(doc)
         if self.allowed_user(user):
             return []
         sid = get(doc, "session", "id") or ""
-        for text in command_texts(doc):
-            if _DOWNLOAD_RUN.search(text):
-                return [Hit(doc, [doc["event"]["id"]], f"{user or '?'}: {text[:300]}", key=sid)]
-        if doc["event"].get("action") != "exec":
-            return []
-        name = get(doc, "process", "name")
+        if piped is not None:
+            return [Hit(doc, [doc["event"]["id"]], f"{user or '?'}: {piped[:300]}", key=sid)]
         args = get(doc, "process", "args") or []
         cwd = get(doc, "process", "working_directory") or "/"
         files = self.state.setdefault("files", {})
@@ -136,8 +140,6 @@ class DownloadAndRun(Rule):
                 if len(files) > 1000:
                     del files[min(files, key=lambda k: files[k][0])]
             return []
-        if not files:
-            return []  # nothing downloaded lately: the common case, kept cheap
         exe = get(doc, "process", "executable")
         cands = {exe} if exe else set()
         # chmod +x of a download, or a shell/interpreter given it as its script

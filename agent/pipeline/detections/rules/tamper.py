@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 
 from agent.base.options import Option
+from agent.pipeline.detections.literals import Gated
 from agent.pipeline.detections.rules.base import About, Hit, Rule, get, login_user, opt_users
 
-_AUDIT_LOG = re.compile(r"(?:^|[\s=])(?:/var/log/audit\b|/etc/audit\b)")
+_AUDIT_LOG = Gated(re.compile(r"(?:^|[\s=])(?:/var/log/audit\b|/etc/audit\b)"))
 _WRITERS = {"rm", "mv", "cp", "tee", "sed", "touch", "truncate", "ln", "install", "chmod", "chown", "vi", "vim",
             "nano", "ed", "dd", "perl", "python3", "unlink", "shred"}
 _CLEARING = re.compile(r"^(?:rm|truncate|shred|unlink|mv|cp|dd|tee)$")
@@ -58,13 +59,13 @@ class AuditLogTampered(Rule):
 
     def check(self, doc: dict, ts: float) -> list:
         ev = doc["event"]
-        user = login_user(doc)
-        if self.allowed_user(user):
-            return []
         if ev.get("dataset") == "auditd.file":
             path = str(get(doc, "file", "path") or "")
             exe = str(get(doc, "process", "executable") or "")
             if not path.startswith(("/var/log/audit/", "/etc/audit/")) or exe.endswith(("/auditd", "/augenrules")):
+                return []
+            user = login_user(doc)
+            if self.allowed_user(user):
                 return []
             return [Hit(doc, [ev["id"]], f"{ev.get('action')} {path} by {exe or '?'} ({user or '?'})",
                         key=get(doc, "session", "id") or "host")]
@@ -73,6 +74,9 @@ class AuditLogTampered(Rule):
         cmd = str(get(doc, "process", "command_line") or "")
         if not _AUDIT_LOG.search(cmd) or get(doc, "process", "name") == "cp" and not cmd.endswith(
                 ("audit.log", "/audit")):
+            return []
+        user = login_user(doc)
+        if self.allowed_user(user):
             return []
         return [Hit(doc, [ev["id"]], f"{cmd[:200]} ({user or '?'})", key=get(doc, "session", "id") or "host")]
 
