@@ -15,6 +15,8 @@ import operator
 import re
 from typing import Callable, Optional
 
+from agent.pipeline.detections import literals
+
 
 class Event:
     """Per-event cache of field values, lower-cased for string comparison."""
@@ -180,14 +182,18 @@ def fields_used(form: list, out: set) -> set:
     return out
 
 
-def _need(field: Optional[str], test: list) -> Optional[tuple]:
-    """(field, how, literal) a value test needs: the lower-cased value equals, starts with,
-    ends with or contains the literal (the raw text, field None: contains)."""
+def _need(field: Optional[str], test: list) -> Optional[list]:
+    """[(field, how, literal)] one of which a value test needs: the lower-cased value equals,
+    starts with, ends with or contains the literal (the raw text, field None: contains)."""
     op = test[0]
     if op in _MERGEABLE and test[1]:
-        return (field, op if field is not None else "contains", test[1])
+        return [(field, op if field is not None else "contains", test[1])]
     if op in ("wild", "search") and test[2]:
-        return (field, "contains", test[2])
+        return [(field, "contains", test[2])]
+    if op == "re":
+        # The regex runs on the raw value; a literal it needs, lower-cased, is in the lower-cased value.
+        lits = literals.required(test[1], test[2], lower=True)
+        return [(field, "contains", lit) for lit in sorted(lits)] if lits else None
     return None
 
 
@@ -215,6 +221,5 @@ def needs(form: list) -> Optional[list]:
             out += got
         return out
     if kind in ("field", "kw"):
-        got = _need(form[1], form[2]) if kind == "field" else _need(None, form[1])
-        return [got] if got else None
+        return _need(form[1], form[2]) if kind == "field" else _need(None, form[1])
     return None

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from typing import Optional
 
-from agent.base.cache import BoundedCache
-
-MEMO_SIZE = 1024  # per dataset and field
-MEMO_MAX_LEN = 256  # longer values (long command lines, raw records) are scanned each time
+MEMO_SIZE = 1024  # values per dataset and field
+# ... and their characters: long values (a parent shell's command line, repeated for each of
+# its children) are remembered too, within the memory that 1024 values of 256 were given.
+MEMO_CHARS = MEMO_SIZE * 256
 _NONE: frozenset = frozenset()
 
 
 class FieldIndex:
-    __slots__ = ("eq", "base", "prefix", "suffix", "auto", "memo")
+    __slots__ = ("eq", "base", "prefix", "suffix", "prefixes", "suffixes", "auto", "memo", "chars")
 
     def __init__(self, needs: list):
         """``needs``: [(how, literal, rule index)] of one field."""
@@ -41,6 +41,9 @@ class FieldIndex:
         self.base = _frozen(base)
         self.prefix = tuple((n, _frozen(d)) for n, d in sorted(prefix.items()))
         self.suffix = tuple((n, _frozen(d)) for n, d in sorted(suffix.items()))
+        # Every prefix (suffix) at once: one C call rejects most values before the per-length lookups.
+        self.prefixes = tuple(lit for d in prefix.values() for lit in d)
+        self.suffixes = tuple(lit for d in suffix.values() for lit in d)
         self.auto: Optional[object] = None
         if contains:
             auto = ahocorasick.Automaton()
@@ -48,12 +51,13 @@ class FieldIndex:
                 auto.add_word(lit, frozenset(idx))
             auto.make_automaton()
             self.auto = auto
-        self.memo = BoundedCache(MEMO_SIZE)
+        self.memo: dict = {}
+        self.chars = 0  # of the values in memo
 
     def of(self, value) -> frozenset:
         """The rules a value (not lower-cased) may match: remembered, since executables,
         directories and many command lines repeat from event to event."""
-        if not isinstance(value, str) or len(value) > MEMO_MAX_LEN:
+        if not isinstance(value, str):
             out: set = set()
             self.candidates(str(value).lower(), out)
             return frozenset(out)
@@ -61,7 +65,16 @@ class FieldIndex:
         if got is None:
             out = set()
             self.candidates(value.lower(), out)
-            got = self.memo.put(value, frozenset(out) if out else _NONE)
+            got = frozenset(out) if out else _NONE
+            n = len(value)
+            if n <= MEMO_CHARS // 4:  # a huge value alone would empty the memo
+                # Full: forget everything (no per-lookup bookkeeping, unlike an LRU; the working
+                # set is back after a few events).
+                if len(self.memo) >= MEMO_SIZE or self.chars + n > MEMO_CHARS:
+                    self.memo.clear()
+                    self.chars = 0
+                self.memo[value] = got
+                self.chars += n
         return got
 
     def candidates(self, low: str, out: set) -> None:
@@ -73,18 +86,20 @@ class FieldIndex:
             if got:
                 out |= got
         n = len(low)
-        for k, table in self.suffix:
-            if k > n:
-                break
-            got = table.get(low[n - k:])
-            if got:
-                out |= got
-        for k, table in self.prefix:
-            if k > n:
-                break
-            got = table.get(low[:k])
-            if got:
-                out |= got
+        if self.suffixes and low.endswith(self.suffixes):
+            for k, table in self.suffix:
+                if k > n:
+                    break
+                got = table.get(low[n - k:])
+                if got:
+                    out |= got
+        if self.prefixes and low.startswith(self.prefixes):
+            for k, table in self.prefix:
+                if k > n:
+                    break
+                got = table.get(low[:k])
+                if got:
+                    out |= got
         if self.auto is not None:
             for _, idx in self.auto.iter(low):
                 out |= idx
