@@ -18,6 +18,7 @@ import sys
 from agent.app.gc_tune import quiet_gc
 from agent.base.component import RunContext
 from agent.base.config import AGENT_OPTIONS, ConfigError, load_config
+from agent.pipeline.detections.sigma.cache import user_cache_dir
 from agent.pipeline.pipeline import Pipeline, check_conf
 
 
@@ -95,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     ctx = RunContext(agent_conf)
     out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
-    pipeline = Pipeline(agent_conf, ctx.host, expect_journal=bool(args.journal), sections=sections)
+    # A retro-hunt runs again and again with the same rules: their compiled form is kept.
+    pipeline = Pipeline(agent_conf, ctx.host, expect_journal=bool(args.journal), sections=sections,
+                        sigma_cache=user_cache_dir())
     ctx.agent = pipeline.collector_agent_conf(agent_conf)
     _say_detections(pipeline)
     writer = _Writer(out, pipeline)

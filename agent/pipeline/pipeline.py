@@ -52,7 +52,8 @@ def check_conf(agent_conf: dict) -> list:
 
 class Pipeline:
     def __init__(self, agent_conf: dict, host, store=None, live: bool = False, expect_journal: bool = False,
-                 sections: Optional[dict] = None, config_path: Optional[str] = None):
+                 sections: Optional[dict] = None, config_path: Optional[str] = None,
+                 sigma_cache: Optional[str] = None):
         self.sessions = SessionTracker(host, store=SessionStore(store) if store is not None else None, live=live,
                                        expect_journal=expect_journal)
         self.detections: Optional[DetectionStage] = None
@@ -73,11 +74,13 @@ class Pipeline:
             keep_seconds=float(agent_conf.get("session_retention") or 30 * 86400.0),
             store_max_bytes=int(agent_conf.get("recording_store_max_bytes") or 512 << 20)))
         if ((sections or {}).get("detections") or {}).get("enabled", True):
-            # The compiled Sigma rules are kept in the state directory (start-up without pySigma).
+            # The compiled Sigma rules are kept in the state directory (start-up without pySigma),
+            # else where the caller says (a replay: the user's cache directory).
             state_dir = agent_conf.get("state_dir")
             self.detections = DetectionStage(sections, host, store=store, sessions=self.sessions, live=live,
                                              config_path=config_path,
-                                             cache_dir=state_dir if state_dir and os.path.isdir(state_dir) else None,
+                                             cache_dir=state_dir if state_dir and os.path.isdir(state_dir)
+                                             else sigma_cache,
                                              drop_original=not agent_conf.get("keep_original"))
             self.stages.append(self.detections)
 

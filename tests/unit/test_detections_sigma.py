@@ -254,14 +254,14 @@ def test_auditd_keywords_search_the_raw_records_though_keep_original_is_off(tmp_
 
 
 def test_compiled_rules_are_kept_in_the_state_directory_until_a_rule_file_changes(tmp_path, monkeypatch):
-    from agent.pipeline.detections.sigma import ruleset
+    from agent.pipeline.detections.sigma import cache, ruleset
 
     rules, state = tmp_path / "rules", tmp_path / "state"
     rules.mkdir()
     state.mkdir()
     good = write(rules, "r.yml", RULE)
     first = SigmaRuleSet([str(rules)], cache_dir=str(state))
-    assert (state / ruleset.CACHE_FILE).exists()
+    assert [str(p) for p in state.iterdir()] == [cache.cache_file(str(state), [str(rules)])]
 
     def no_child(paths):
         raise AssertionError("compiled again although nothing changed")

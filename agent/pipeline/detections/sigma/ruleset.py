@@ -10,7 +10,6 @@ its previous version running.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -22,6 +21,7 @@ from agent.pipeline.detections.rules.base import Hit, get
 from agent.pipeline.detections.sigma import evaluate as E
 from agent.pipeline.detections.sigma import fields as F
 from agent.pipeline.detections.sigma import index
+from agent.pipeline.detections.sigma.cache import compile_cached
 
 _LAST_GOOD: dict = {}  # path -> compiled rules of its last good parse (kept across SIGHUP reloads)
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
@@ -41,51 +41,6 @@ def compile_files(paths: list) -> list:
     if r.returncode != 0:
         raise CompileError(f"the Sigma compiler exited with {r.returncode}: {r.stderr.strip()[-500:]}")
     return json.loads(r.stdout)
-
-
-CACHE_FILE = "sigma-compiled.json"
-# What the compact form depends on besides the rule files themselves.
-_COMPILER = ("compiler.py", "compile_rules.py", "fields.py", "../attack.py")
-
-
-def _cache_key(paths: list) -> str:
-    from importlib.metadata import version
-
-    h = hashlib.sha256(version("pySigma").encode())
-    here = os.path.dirname(os.path.abspath(__file__))
-    for p in [os.path.join(here, c) for c in _COMPILER] + paths:
-        h.update(p.encode() + b"\0")
-        with open(p, "rb") as f:
-            h.update(f.read())
-    return h.hexdigest()
-
-
-def compile_cached(paths: list, cache_dir: Optional[str]) -> list:
-    """compile_files, remembered in ``cache_dir`` for the same rule files (content), compiler
-    and pySigma: a restart, a SIGHUP without rule changes or a replay then skips the child."""
-    if not cache_dir:
-        return compile_files(paths)
-    cache = os.path.join(cache_dir, CACHE_FILE)
-    try:
-        key = _cache_key(paths)
-    except OSError:  # a file went away meanwhile: the child reports it
-        return compile_files(paths)
-    try:
-        with open(cache, encoding="utf-8") as f:
-            saved = json.load(f)
-        if saved.get("key") == key:
-            return saved["answers"]
-    except (OSError, ValueError, AttributeError, KeyError):
-        pass
-    answers = compile_files(paths)
-    try:
-        tmp = f"{cache}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"key": key, "answers": answers}, f, separators=(",", ":"))
-        os.replace(tmp, cache)
-    except OSError:
-        pass  # no writable state directory (a replay as a user): compiled again next time
-    return answers
 
 
 def _walk(dirs: list) -> tuple:
@@ -125,6 +80,7 @@ class SigmaRuleSet:
         self.skipped: list = []  # (path, rule id or "", title, reason)
         self.errors: list = []  # (path, reason): files that could not be read at all
         self.cache_dir = cache_dir
+        self.dirs = list(dirs)
         self.rules: list = []
         disabled = set(disabled)
         files, missing = _walk(dirs)
@@ -149,7 +105,7 @@ class SigmaRuleSet:
         if not files:
             return []
         try:
-            answers = compile_cached(files, self.cache_dir)
+            answers = compile_cached(files, self.dirs, self.cache_dir, compile_files)
         except (CompileError, ValueError, OSError) as e:
             # Nothing parsed: every file keeps its previous version, if it had one.
             answers = [{"path": p, "rules": [], "skipped": [], "error": str(e)} for p in files]
