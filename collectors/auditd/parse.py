@@ -62,12 +62,12 @@ class AuditRecord:
     __slots__ = ("type", "node", "time", "stamp", "serial", "raw", "offset", "_body", "_enr",
                  "_fields", "_enriched")
 
-    # ``_body`` is the body text, or (from parse_line) the offset where the body starts in
-    # the decoded line, which ``_enr`` then holds: _split() cuts both on first use.
+    # ``_body`` is the body text, or (from parse_line) None while ``_enr`` holds the text
+    # after the header uncut (body, 0x1d, ENRICHED tail): _split() cuts it on first use.
 
     def __init__(self, type: str, node: str, time: float, stamp: str, serial: int,
                  fields: Optional[dict], enriched: Optional[dict], raw: bytes, offset: int = -1,
-                 body="", enr: str = ""):
+                 body: Optional[str] = "", enr: str = ""):
         self.type = type
         self.node = node
         self.time = time
@@ -81,15 +81,14 @@ class AuditRecord:
         self._enriched = enriched
 
     def _split(self) -> tuple:
-        """(body, ENRICHED text), cut from the line on the first call."""
-        end = self._body
-        if type(end) is int:
-            text = self._enr
-            gs = text.find("\x1d", end)
+        """(body, ENRICHED text), cut from the text after the header on the first call."""
+        if self._body is None:
+            rest = self._enr
+            gs = rest.find("\x1d")
             if gs >= 0:
-                self._body, self._enr = text[end:gs], text[gs + 1:]
+                self._body, self._enr = rest[:gs], rest[gs + 1:]
             else:
-                self._body, self._enr = text[end:], ""
+                self._body, self._enr = rest, ""
         return self._body, self._enr
 
     @property
@@ -109,10 +108,18 @@ class AuditRecord:
         neither ``fields`` nor ``enriched`` has been read or set; None after. Until then
         everything the body says is a function of this text, so it can key a cache of
         values computed from the record (normalize/fastpath.py does)."""
-        start = self._body
-        if type(start) is not int or self._fields is not None or self._enriched is not None:
+        if self._body is not None or self._fields is not None or self._enriched is not None:
             return None
-        return self._enr[start:]
+        return self._enr
+
+    def mentions(self, word: str) -> bool:
+        """Whether ``word`` occurs in the line, for a word that cannot occur in the
+        header's ``msg=audit(STAMP):`` and holds no space or 0x1d (``lost=``, ``'``): such
+        a word lies within the type, the node or the text after the header, so this is
+        ``raw.find(word) >= 0`` without bytes.find's cost."""
+        if word in self.type or word in self.node:
+            return True
+        return word in self._enr if self._body is None else word in self._body or word in self._enr
 
     @property
     def enriched(self) -> dict:
@@ -260,6 +267,40 @@ def parse_line(line: bytes, offset: int = -1) -> AuditRecord:
             raise ParseError(f"line too long ({len(line)} bytes > {MAX_LINE})")
         # Kernel and libaudit text is ASCII; surrogateescape keeps any stray byte reversible.
         text = line.decode("utf-8", "surrogateescape")
+        # The usual header, ``type=T msg=audit(STAMP): `` without node=, is its first two
+        # words: one split, a dict lookup for the type and, for all records of an event
+        # but the first, one comparison with the previous stamp (the regex cost three
+        # times as much). Anything else takes the regex, which defines what is valid.
+        parts = text.split(" ", 2)
+        rtype = _types.get(parts[0])
+        last = _last_stamp
+        if rtype is not None and len(parts) > 1:
+            word = parts[1]
+            if word != last[0]:
+                m = _stamp_word(word)
+                if m is not None:
+                    # The records of an event follow each other and share the stamp:
+                    # convert it once.
+                    stamp, sec, ser = m.groups()
+                    last = _last_stamp = (word, stamp, float(sec), int(ser))
+            if word == last[0]:
+                if "\x00" in text:
+                    raise ParseError("NUL byte in line")
+                # What AuditRecord(...) makes with body=None, without the cost of calling
+                # __init__ (a third of this function's).
+                rec = _new_record(AuditRecord)
+                rec.type = rtype
+                rec.node = ""
+                rec.stamp = last[1]
+                rec.time = last[2]
+                rec.serial = last[3]
+                rec.raw = line
+                rec.offset = offset
+                rec._body = rec._fields = rec._enriched = None
+                rec._enr = parts[2] if len(parts) > 2 else ""
+                return rec
+        elif rtype is None and parts[0][:5] == "type=" and "\x1d" not in parts[0] and len(parts[0]) > 5:
+            _types.put(parts[0], parts[0][5:])
         m = _header_match(text)
         if m is None:
             raise ParseError(_why_not(text))
@@ -267,23 +308,28 @@ def parse_line(line: bytes, offset: int = -1) -> AuditRecord:
             raise ParseError("NUL byte in line")
         node, rtype, stamp, sec, ser = m.groups()
         # The records of an event follow each other and share the stamp: convert it once.
-        last = _last_stamp
-        if last[0] == stamp:
-            time, serial = last[1], last[2]
+        word = f"msg=audit({stamp}):"
+        if last[0] == word:
+            time, serial = last[2], last[3]
         else:
             time, serial = float(sec), int(ser)
-            _last_stamp = (stamp, time, serial)
-        # Body and ENRICHED tail are split off the text on first read (most records
-        # never are): until then _body holds where the body starts and _enr the text.
+            _last_stamp = (word, stamp, time, serial)
         return AuditRecord(rtype, node or "", time, stamp, serial, None, None, line, offset,
-                           m.end(), text)
+                           None, text[m.end():])
     except ParseError:
         raise
     except Exception as e:  # noqa: BLE001 - the contract: only ParseError escapes
         raise ParseError(f"unparseable line ({type(e).__name__}: {e})") from None
 
 
-_last_stamp: tuple = ("", 0.0, 0)
+# (``msg=audit(STAMP):``, STAMP, its time, its serial) of the last record parsed (None:
+# equal to no word).
+_last_stamp: tuple = (None, "", 0.0, 0)
+# First word ``type=T`` -> T, for the types seen (a valid T: not empty, no 0x1d).
+_types = BoundedCache(256)
+_new_record = object.__new__
+# The header's second word; groups: stamp (SEC.MSEC:SERIAL), SEC.MSEC, SERIAL.
+_stamp_word = re.compile(r"msg=audit\((([0-9]+\.[0-9]+):([0-9]+))\):", re.ASCII).fullmatch
 
 
 def _why_not(text: str) -> str:

@@ -207,8 +207,8 @@ class Reassembler:
                 track.expect = serial + 1
             elif not (expect - _MAX_JUMP <= serial < expect):
                 track.see(rec, self.timeout, out)
-        # A byte search first: reading .fields would parse every record (they are lazy).
-        if rec.raw.find(b"lost=") >= 0 and "lost" in rec.fields:
+        # A text search first: reading .fields would parse every record (they are lazy).
+        if rec.mentions("lost=") and "lost" in rec.fields:
             self._check_lost(rec, out)
         pending = self._pending
         if pending:

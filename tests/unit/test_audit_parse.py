@@ -101,3 +101,52 @@ def test_garbage_bytes_in_value_are_kept_reversibly():
 def test_truncated_user_payload_keeps_what_is_there():
     r = parse_line(b"type=USER_CMD msg=audit(1.2:3): pid=1 msg='cwd=\"/\" cmd=6964")
     assert r.fields["cwd"] == "/" and r.fields["cmd"] == "6964"
+
+
+def _as_regex_reads_it(line: bytes):
+    """What the header regex alone makes of ``line`` (the reference the split of the usual
+    header must equal): a node= prefix sends parse_line down that path."""
+    return parse_line(b"node= " + line)
+
+
+def _record_view(r):
+    return (r.type, r.stamp, r.serial, r.time, r.offset, r.raw, r.text_after_header(),
+            r.fields, r.enriched)
+
+
+@pytest.mark.parametrize("line", [
+    SYSCALL, USER_LOGIN, ADD_USER, SOCKADDR, TTY,
+    b"type=EOE msg=audit(1700000000.001:5):",            # nothing after the header
+    b"type=EOE msg=audit(1700000000.001:5): ",
+    b"type=X msg=audit(1.2:3):  a=1",                     # two spaces: the body starts with one
+    b"type=X'q msg=audit(1.2:3): a=1",                    # any type without space or 0x1d
+    b"type=X msg=audit(1.2:3):\n\n",                      # the regex's $ before a last newline
+])
+def test_usual_header_split_equals_the_regex(line):
+    fast, ref = parse_line(line, offset=7), _as_regex_reads_it(line)
+    assert ref.node == "" and fast.node == ""
+    assert _record_view(fast)[:4] == _record_view(ref)[:4]
+    assert fast.text_after_header() == ref.text_after_header()
+    assert (fast.fields, fast.enriched) == (ref.fields, ref.enriched)
+
+
+def test_stamp_of_the_previous_record_is_reused_only_for_the_same_word():
+    a = parse_line(b"type=SYSCALL msg=audit(1700000000.001:5): a=1")
+    b = parse_line(b"type=PATH msg=audit(1700000000.001:5): item=0")
+    assert (b.stamp, b.serial, b.time) == (a.stamp, a.serial, a.time)
+    c = parse_line(b"type=PATH msg=audit(1700000000.001:6): item=0")
+    assert (c.stamp, c.serial) == ("1700000000.001:6", 6)
+    for bad in (b"type=PATH  msg=audit(1700000000.001:6): x", b"type=PATH msg=audit(1700000000.001:6) x",
+                b"type=PATH msg=audit(1700000000.001:6):x"):
+        with pytest.raises(ParseError):
+            parse_line(bad)  # an empty or malformed second word is no stamp, not the last one
+
+
+@pytest.mark.parametrize("line", [SYSCALL, USER_LOGIN, TTY, b"node=lost=1 type=X msg=audit(1.2:3): a=1",
+                                  b"type=Xlost=1 msg=audit(1.2:3): a=1", b"type=X msg=audit(1.2:3): lost=3"])
+def test_mentions_is_a_search_of_the_raw_line(line):
+    for word in ("lost=", "'", "auid=", "zzz"):
+        r = parse_line(line)
+        assert r.mentions(word) == (line.find(word.encode()) >= 0)
+        r.fields  # noqa: B018 - once cut into body and ENRICHED text, the same answer
+        assert r.mentions(word) == (line.find(word.encode()) >= 0)
