@@ -27,6 +27,7 @@ import struct
 from functools import lru_cache
 from typing import Optional
 
+from agent.base.cache import BoundedCache
 from collectors.auditd.parse import AuditRecord
 
 __all__ = [
@@ -114,13 +115,18 @@ def value_text(rec: AuditRecord, name: str) -> Optional[str]:
     return None if b is None else bytes_to_text(b)[0]
 
 
-@lru_cache(maxsize=4096)
-def _arg_name(name: bytes):
-    """``argc`` -> -1, ``aN`` -> (N, None), ``aN[i]`` -> (N, i) (few distinct names)."""
+_ARGC = (-1, -1)
+# ``argc`` -> _ARGC, ``aN`` -> (N, None), ``aN[i]`` -> (N, i): few distinct names.
+_arg_keys = BoundedCache(4096)
+
+
+def _arg_key(name: bytes) -> tuple:
     if name == b"argc":
-        return -1
-    br = name.find(b"[")
-    return (int(name[1:]), None) if br < 0 else (int(name[1:br]), int(name[br + 1:-1]))
+        k = _ARGC
+    else:
+        br = name.find(b"[")
+        k = (int(name[1:]), None) if br < 0 else (int(name[1:br]), int(name[br + 1:-1]))
+    return _arg_keys.put(name, k)
 
 
 def execve_args(records: list) -> tuple:
@@ -134,16 +140,16 @@ def execve_args(records: list) -> tuple:
     whole: dict = {}
     pieces: dict = {}
     findall = _ARG_RE.findall
+    keys = _arg_keys
     for rec in records:
         # Only the raw part (before ENRICHED's 0x1d) holds arguments.
-        raw = rec.raw
-        gs = raw.find(b"\x1d")
-        if gs >= 0:
-            raw = raw[:gs]
+        raw = rec.raw.partition(b"\x1d")[0]
         start = raw.find(b"): ")
         for name, val in findall(raw, start + 2 if start >= 0 else 0):
-            k = _arg_name(name)
-            if k == -1:
+            k = keys.get(name)
+            if k is None:
+                k = _arg_key(name)
+            if k is _ARGC:
                 if argc is None and val.isdigit():
                     argc = int(val)
                 continue
@@ -171,7 +177,7 @@ def execve_args(records: list) -> tuple:
     args = None
     if not pieces:
         try:
-            args = [whole[i] for i in range(n)]  # the usual case: every argument whole
+            args = list(map(whole.__getitem__, range(n)))  # the usual case: every argument whole
         except KeyError:
             pass
     if args is None:
@@ -189,10 +195,35 @@ def execve_args(records: list) -> tuple:
 
 def proctitle(rec: AuditRecord) -> Optional[bytes]:
     """The command line as NUL-separated bytes -> space-joined bytes (kernel caps it at 128)."""
-    b = value_bytes(rec, "proctitle")
+    b = _bare_proctitle(rec)
     if b is None:
-        return None
+        b = value_bytes(rec, "proctitle")
+        if b is None:
+            return None
     return b.rstrip(b"\x00").replace(b"\x00", b" ")
+
+
+def _bare_proctitle(rec: AuditRecord) -> Optional[bytes]:
+    """value_bytes(rec, "proctitle") without parsing the record, when its whole text after
+    the header is the kernel's ``proctitle=HEX`` (ASCII letters and digits) or
+    ``proctitle="WORD"`` (printable ASCII, no space or quote); None when it is not (or
+    the record is parsed already). For such a text the parser's one field is that value
+    (quotes removed), and was_quoted() is true exactly for the quoted form: with no quote
+    in the type or the node and no space in the body, ``[ ']proctitle="`` can only be its
+    start."""
+    rest = rec.text_after_header()
+    if rest is None or rest[:10] != "proctitle=" or rec.mentions("'"):
+        return None
+    v = rest[10:]
+    if v.isascii():
+        if v.isalnum():
+            b = unhex(v)
+            return b if b is not None else v.encode()
+        if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
+            w = v[1:-1]
+            if w.isprintable() and " " not in w and '"' not in w:
+                return w.encode()
+    return None
 
 
 _AF = {1: "unix", 2: "inet", 10: "inet6", 16: "netlink", 17: "packet"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from collectors.auditd import decode
@@ -72,3 +72,27 @@ def test_value_text_quoted_hex_and_placeholders():
     assert decode.value_text(r, "name") == "/tmp/a b"
     assert decode.value_text(r, "key") is None and decode.value_text(r, "x") is None
     assert decode.value_text(r, "absent") is None
+
+
+@given(st.sampled_from(["", "node=n ", "node=n\"x ", "node=a'proctitle=\"b "]),
+       st.sampled_from(["PROCTITLE", "X'proctitle=\""]),
+       st.text(alphabet='0123456789ABCDEFG"\' =a\x1d\t', max_size=12),
+       st.sampled_from(["", "\x1dX=\"y\"", " proctitle=\"b\""]))
+@example("", "PROCTITLE", '"a b"', "")            # a space inside quotes: the parser stops at it
+@example("", "PROCTITLE", '"a\tb"', "")
+@example("node=a'proctitle=\"b ", "PROCTITLE", "4142", "")  # was_quoted() fooled by the node
+@example("", "X'proctitle=\"", "4142", "")                   # ... or by the type
+@example("", "PROCTITLE", '"a"b"', "")
+@example("", "PROCTITLE", "", "")
+@example("", "PROCTITLE", '""', "")
+@example("", "PROCTITLE", "414", "")
+@example("", "PROCTITLE", "GG", "")
+def test_proctitle_unparsed_equals_the_parsed_fields_way(node, rtype, value, tail):
+    """decode.proctitle reads the kernel's plain ``proctitle=`` text without parsing the
+    record; the answer must be value_bytes() of the parsed record's field, always."""
+    line = f'{node}type={rtype} msg=audit(1.000:1): proctitle={value}{tail}'.encode()
+    fresh, parsed = parse_line(line), parse_line(line)
+    parsed.fields  # noqa: B018 - parsed first: the general way
+    want = decode.value_bytes(parsed, "proctitle")
+    want = None if want is None else want.rstrip(b"\x00").replace(b"\x00", b" ")
+    assert decode.proctitle(fresh) == want

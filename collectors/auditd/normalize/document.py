@@ -241,16 +241,20 @@ def exec_args(execve: list) -> tuple:
     raw_args, argc = decode.execve_args(execve)
     try:
         # bytes_to_text() of arguments that are all valid UTF-8: plain decoding.
-        args = [a.decode("utf-8") for a in raw_args]
+        args = tuple(map(_utf8, raw_args))
         escaped = False
     except UnicodeDecodeError:
-        args = []
+        texts = []
         escaped = False
         for a in raw_args:
             t, e = decode.bytes_to_text(a)
-            args.append(t)
+            texts.append(t)
             escaped = escaped or e
-    return tuple(args), argc, " ".join(args), escaped
+        args = tuple(texts)
+    return args, argc, " ".join(args), escaped
+
+
+_utf8 = bytes.decode  # UTF-8, strict
 
 
 def put_args(doc: dict, proc: dict, tags: list, decoded: tuple) -> None:
