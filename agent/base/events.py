@@ -269,7 +269,10 @@ class HostInfo:
 def event_object(dataset: str, action: str = "", category: Optional[list] = None, type: Optional[list] = None,
                  outcome: str = "unknown", **more) -> dict:
     """ECS ``event`` with the classification fields that are set (empty ones are left out)."""
-    event = {**more, "dataset": dataset, "outcome": outcome}
+    return _classified({**more, "dataset": dataset, "outcome": outcome}, action, category, type)
+
+
+def _classified(event: dict, action: str, category: Optional[list], type: Optional[list]) -> dict:
     if category:
         event["category"] = category
     if type:
@@ -294,7 +297,10 @@ def base_doc(
     sequence: Optional[int] = None,
 ) -> dict:
     """The fields every event carries (EVENTS.md, "On every event")."""
-    event = event_object(dataset, action, category, type, outcome, id=event_id, kind=kind, module=module)
+    # event_object(dataset, action, category, type, outcome, id=…, kind=…, module=…) without
+    # the keyword-argument merge, a third of this function's cost (it runs for every event).
+    event = _classified({"id": event_id, "kind": kind, "module": module, "dataset": dataset, "outcome": outcome},
+                        action, category, type)
     if sequence is not None:
         event["sequence"] = sequence
     return {
