@@ -104,16 +104,23 @@ def test_kill9_at_random_moments_loses_nothing(stack, ssh_session, tmp_path):
     n = 20000 if SOAK else 4000
     s = ssh_session("alice")
     # A steady stream of audit events from a real session while the agent dies.
-    s.send(f"for i in $(seq 0 {n - 1}); do /bin/echo {prefix}$i >/dev/null; done; echo LOOP-DONE\r")
+    # The marker is computed by the shell: the terminal's echo of the typed line must not
+    # match it, or the session would be closed with the loop still running.
+    s.send(f"for i in $(seq 0 {n - 1}); do /bin/echo {prefix}$i >/dev/null; done; echo LOOP-$((40+2))-DONE\r")
     rng = random.Random(7)
     for _ in range(kills):
         time.sleep(rng.uniform(0.2, 0.9))
         agent.kill9()
         agent.start(wait_ready=False)
-    s.expect("LOOP-DONE", timeout=300)
+    s.expect("LOOP-42-DONE", timeout=300)
     s.close()
     sent = {f"{prefix}{i}" for i in range(n)}
-    got = agent.wait_for(lambda evs: sent <= set(tokens_in(evs, prefix)) and tokens_in(evs, prefix), timeout=120)
+    try:
+        got = agent.wait_for(lambda evs: sent <= set(tokens_in(evs, prefix)) and tokens_in(evs, prefix), timeout=120)
+    except AssertionError as e:  # lost, or only late? the missing ones and the agent's state say which
+        missing = sorted(int(t[len(prefix):]) for t in sent - set(tokens_in(agent.events(), prefix)))
+        raise AssertionError(f"{len(missing)} of {n} commands never arrived (first {missing[:10]}, last "
+                             f"{missing[-3:]}); agent {'running' if agent.proc.poll() is None else 'exited'}\n{e}") from None
     assert set(got) == sent
     dup_rate = (len(got) - len(sent)) / len(sent)
     print(f"\nkill -9 x{kills}: {len(sent)} events, {len(got) - len(sent)} duplicates ({dup_rate:.1%})")
