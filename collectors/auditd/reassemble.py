@@ -189,7 +189,9 @@ class Reassembler:
         node = rec.node
         serial = rec.serial
         key = (node, serial)
-        if rtype.startswith("DAEMON_"):
+        # The first letter before startswith(): its argument parsing costs more than the
+        # rest of this test, and records of auditd itself are rare.
+        if rtype[:1] == "D" and rtype.startswith("DAEMON_"):
             if rtype in _DAEMON_RESTART:
                 track = self._tracks.get(node)
                 if track is not None:
