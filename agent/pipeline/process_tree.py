@@ -253,9 +253,10 @@ class ProcessTree:
         self._pub.pop(login["sid"], None)
 
     @staticmethod
-    def _facts(pid: int, rec: dict) -> Shared:
+    def _facts(pid: int, rec: dict) -> dict:
         """The process's exec facts as its children's process.parent carries them, made from
-        the exec's tuple on first use and then shared by all (without its exec: pid, id, start)."""
+        the exec's tuple on first use and then shared by all (a Shared); without its exec, a
+        plain dict of pid, id and start."""
         x = rec["x"]
         if x is None:
             return {"pid": pid, "entity_id": rec["e"], "start": rec["t"]}
