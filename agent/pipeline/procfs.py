@@ -7,23 +7,7 @@ import os
 import time
 from typing import Optional
 
-_btime: list = []
-
-
-def _boot_time() -> float:
-    if not _btime:
-        try:
-            with open("/proc/stat", "rb") as f:
-                for line in f:
-                    if line.startswith(b"btime "):
-                        _btime.append(float(line.split()[1]))
-                        break
-        except OSError:
-            pass
-        if not _btime:
-            _btime.append(0.0)
-    return _btime[0]
-
+from agent.base.boot import boot_time
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -46,7 +30,7 @@ def proc_stat(pid: int) -> Optional[tuple]:
     try:
         rest = data[data.rindex(b")") + 2:].split(None, 20)
         return (int(rest[1]), int(rest[2]), int(rest[3]), int(rest[4]),
-                _boot_time() + int(rest[19]) / _TICKS)
+                boot_time() + int(rest[19]) / _TICKS)
     except (ValueError, IndexError):
         return None
 

@@ -135,13 +135,6 @@ def socket_inodes(pid: int) -> list:
     return out
 
 
-def boot_time() -> float:
-    for line in (_read("/proc/stat") or "").splitlines():
-        if line.startswith("btime "):
-            return float(line.split()[1])
-    return 0.0
-
-
 def _ip(family: str, raw: bytes) -> str:
     if family == "ipv4":
         return socket.inet_ntop(socket.AF_INET, raw[:4])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from agent.base.boot import boot_time
 from agent.base.events import HostInfo
 from collectors.snapshots import scan, transfers
 from collectors.snapshots.connections import ConnectionTracker
@@ -23,7 +24,7 @@ class Snapshotter:
         self.joined: list = []  # processes new since the last socket scan
         self.conns = ConnectionTracker(host, tcp_bytes)
         self.res = Resources(host, disk_paths)
-        self.boot = scan.boot_time()
+        self.boot = boot_time()
         self.programs = frozenset(transfer_programs)
         self.me = os.getpid()
         self.counts = {"exec_notices": 0, "scans": 0, "processes_started": 0, "processes_ended": 0, "connections": 0, "transfers": 0}
