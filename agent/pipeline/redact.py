@@ -100,38 +100,37 @@ class Redactor:
             return False
         changed = False
         event = doc.get("event") or {}
-        raw = _raw_text(event.get("module"))
         proc = doc.get("process")
+        if proc.__class__ is not dict:
+            proc = None
         ks = doc.get("keystrokes")
+        # the source's raw-text redactor is needed only for keystrokes and event.original:
+        # looked up then, not for every exec
+        raw = _raw_text(event.get("module")) if ks is not None or "original" in event else None
         if isinstance(ks, dict):
-            ks_changed = self._keystrokes(ks, (proc or {}).get("name", "") if isinstance(proc, dict) else "", raw)
+            ks_changed = self._keystrokes(ks, proc.get("name", "") if proc is not None else "", raw)
             ks["redacted"] = ks_changed
             changed |= ks_changed
-        if isinstance(proc, dict):
+        if proc is not None:
             # the process's own fields and those of the processes it names (filled after this
             # stage from already-masked events, scanned too so no order can leak)
-            for obj in (proc, proc.get("parent"), proc.get("entry_leader"), proc.get("session_leader"),
-                        proc.get("group_leader")):
-                if not isinstance(obj, dict):
-                    continue
-                args = obj.get("args")
-                if isinstance(args, list):
-                    obj["args"], c = self.redact_args(args)
-                    changed |= c
-                if "command_line" in obj:
-                    changed |= self._field(obj, "command_line")
-                if "title" in obj:
-                    changed |= self._field(obj, "title")
-            if isinstance(proc.get("io"), dict):  # terminal output (tlog recordings)
-                changed |= self._field(proc["io"], "text")
+            changed |= self._process(proc)
+            for key in _RELATIVES:
+                obj = proc.get(key)
+                if obj is not None and obj.__class__ is dict:
+                    changed |= self._process(obj)
+            io = proc.get("io")
+            if isinstance(io, dict):  # terminal output (tlog recordings)
+                changed |= self._field(io, "text")
         if "message" in doc:
             changed |= self._field(doc, "message")
-        data = (doc.get("auditd") or {}).get("data")
+        auditd = doc.get("auditd")
+        data = auditd.get("data") if isinstance(auditd, dict) else None
         if isinstance(data, dict):
             for key in list(data):
                 changed |= self._field(data, key)
-        if isinstance(event.get("original"), str):
-            orig = event["original"]
+        orig = event.get("original")
+        if isinstance(orig, str):
             if raw is not None:
                 new = raw.original(orig, self.redact_args, self.redact_text, bool(ks and ks.get("redacted")))
                 new = self.redact_text(new)[0]
@@ -144,6 +143,25 @@ class Redactor:
             tags = doc.setdefault("tags", [])
             if "redacted" not in tags:
                 tags.append("redacted")
+        return changed
+
+    def _process(self, obj: dict) -> bool:
+        """Mask one process object's args, command_line and title."""
+        changed = False
+        joined = None
+        args = obj.get("args")
+        if isinstance(args, list):
+            if not self._extra and self.rules.argv_clean(args):
+                # the exec's command line and title are most often its arguments joined by
+                # spaces: then a clean vector makes a clean text, without a second scan
+                # (tests/unit/test_redact_corpus.py checks the claim)
+                joined = self.rules.clean_line(args)
+            else:
+                obj["args"], changed = self.redact_args(args)
+        for key in ("command_line", "title"):
+            v = obj.get(key)
+            if v is not None and v != joined:
+                changed |= self._field(obj, key)
         return changed
 
     def _field(self, obj: dict, key: str) -> bool:
@@ -230,6 +248,10 @@ class Redactor:
             changed |= new_text != text
             ks["text"] = new_text
         return changed
+
+
+# the processes a process object names, whose fields are masked too
+_RELATIVES = ("parent", "entry_leader", "session_leader", "group_leader")
 
 
 def _raw_text(module):

@@ -62,10 +62,13 @@ class Rules:
         self.is_secret_name = self.names.is_secret_name
         self.tools_for = lru_cache(maxsize=4096)(self._tools_for)
         self._has_rules = lru_cache(maxsize=8192)(self._word_has_rules)
+        self._arg_clean = lru_cache(maxsize=8192)(self._one_arg_clean)
         # every gate substring of the text rules and the secret names in one search: a text with
         # none of them (nearly every command line) needs only the command pass's word test
         gates = {g for gs, _ in self.text_rules for g in gs} | set(self.gates)
         self._any_gate = re.compile(_any_of(gates)).search
+        # the gates that can span two arguments of a command line joined by spaces
+        self._spaced_gates = tuple(g for g in gates if " " in g)
 
     def _tools_for(self, word: str) -> tuple:
         if "=" in word:
@@ -97,21 +100,36 @@ class Rules:
 
     def argv_clean(self, argv: list) -> bool:
         """True when neither pass can mask anything in ``argv`` (mask_argv gives nothing and
-        mask_text leaves every argument as it is): no gate substring in any argument (so no text
+        mask_text leaves every argument as it is), nor in the arguments joined by spaces (the
+        command line they make; see joined_clean): no gate substring in any argument (so no text
         rule, secret name or secret option), no argument that is a tool's program, and no word
         of an argument with rules of its own. One check instead of the walk, for the ~all clean
-        command lines; a secret name always holds a gate (tests/unit/test_redact.py checks it)."""
-        if not all(isinstance(a, str) for a in argv):
-            return False
-        if self._any_gate("\0".join(argv).lower()) is not None:
-            return False
-        tools_for = self.tools_for
+        command lines; a secret name always holds a gate (tests/unit/test_redact.py checks it).
+        A gate holds no NUL, so it cannot span two arguments: the verdict is per argument, and
+        cached, since the same arguments (programs, paths, options) come back all the time."""
+        arg_clean = self._arg_clean
         for a in argv:
-            if tools_for(a):
-                return False
-            if self._words_have_rules(a):
+            if a.__class__ is not str or not arg_clean(a):
                 return False
         return True
+
+    def clean_line(self, argv: list):
+        """The command line ``" ".join(argv)`` of a vector that argv_clean passed, when mask_text
+        would leave that line as it is too, else None: the words of the joined line are the
+        arguments' words, and a gate can span two arguments only through the space between
+        them (the gates holding a space are looked for here)."""
+        line = " ".join(argv)
+        if self._spaced_gates:
+            low = line.lower()
+            if any(g in low for g in self._spaced_gates):
+                return None
+        return line
+
+    def _one_arg_clean(self, a: str) -> bool:
+        # every word of the argument, a single word too: the words of the joined command line
+        # are exactly the arguments' words, so a clean vector makes a clean command line
+        return (self._any_gate(a.lower()) is None and not self.tools_for(a)
+                and not any(self._has_rules(w) for w in a.split()))
 
     # --- text ---------------------------------------------------------------------------------
     def mask_text(self, s: str, depth: int = 0) -> str:
