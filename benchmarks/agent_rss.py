@@ -159,8 +159,11 @@ class Agent:
     it ships to a file (`out`); `sections` replaces that with other config sections (shippers,
     [detections], collectors: benchmarks/live_cost.py)."""
 
-    def __init__(self, workdir: str, agent_extra: Sequence[str] = (), sections: Optional[str] = None):
+    def __init__(self, workdir: str, agent_extra: Sequence[str] = (), sections: Optional[str] = None,
+                 repo: str = REPO, env: Optional[Dict[str, str]] = None):
         self.dir = workdir
+        self.repo = repo  # the checkout it runs from (A/B against another tree)
+        self.env = dict(os.environ, **(env or {}))
         self.state = os.path.join(workdir, "state")
         self.out = os.path.join(workdir, "out", "events.jsonl")
         self.conf = os.path.join(workdir, "agentd.conf")
@@ -179,7 +182,8 @@ class Agent:
     def start(self, timeout: float = 30.0) -> None:
         with open(self.log, "ab") as logf:
             self.proc = subprocess.Popen([sys.executable, "-m", "agent.app.cli", "run", "-c", self.conf],
-                                         stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, cwd=REPO)
+                                         stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, cwd=self.repo,
+                                         env=self.env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

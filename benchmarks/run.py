@@ -70,6 +70,8 @@ BENCHES = [
     Bench("detections", "detections_replay.py", 1200,
           "whole-process replay throughput with detections off / built-in / built-in + SigmaHQ"),
     Bench("agent_rss", "agent_rss.py", 420, "agentd RSS and CPU vs auditd under live ssh load"),
+    Bench("idle_rss", "idle_rss.py", 300, "the everything-on agent's memory idle and after reading N journal "
+          "lines: RSS split anonymous / files, the journal's mappings, PSS"),
     Bench("live_cost", "live_cost.py", 900, "everything on, HEC shipper: agent CPU vs auditd's, RSS, lag and "
           "HEC latency at 1,000 and 5,000 execs/s in SSH sessions"),
     Bench("catchup", "catchup.py", 2400, "spool drain rate after a 10-minute HEC outage at 1,000 execs/s, "

@@ -316,3 +316,90 @@ def test_replay_of_a_journal_directory_and_file(stack, tmp_path):
     assert all(singles) and singles[0] + singles[1] == ids
     with pytest.raises(FileNotFoundError):
         c.replay(str(tmp_path / "nope.journal"), lambda events, pos: None)
+
+
+def _mapped_journal_files(under: str) -> set:
+    """The journal files this process (the collector's reader) has mapped under a directory."""
+    with open("/proc/self/maps") as f:
+        paths = {fields[5] for fields in (line.split(None, 5) for line in f) if len(fields) == 6}
+    paths = {p.strip() for p in paths}
+    return {p for p in paths if p.startswith(under) and p.endswith((".journal", ".journal~"))}
+
+
+def _newest_cursor(path: str) -> str:
+    from systemd import journal
+
+    r = journal.Reader(path=path)
+    try:
+        r.seek_tail()
+        return r.get_previous()["__CURSOR"]
+    finally:
+        r.close()
+
+
+def test_rotation_and_a_new_user_journal_lose_and_repeat_nothing(stack, tmp_path):
+    # journald's moves, played on a directory of the test's own (rotating the real journal
+    # would also hit every other reader on this machine): appends to the active file, a
+    # rotation (renamed name@….journal, a new active file), a user's first entry into a
+    # new user-UID.journal.
+    entries = capture_entries()
+    dst = tmp_path / "journal"
+    dst.mkdir()
+    q = len(entries) // 4
+    write_journal(dst / "system.journal", entries[:q])
+    run = Running(_collector(tmp_path, journal_dir=str(dst), start_at="beginning"))
+
+    def caught_up(timeout=30):
+        newest = _newest_cursor(str(dst))
+        run.wait_for(lambda docs: run.positions and run.positions[-1]["cursor"] == newest, timeout)
+
+    try:
+        caught_up()
+        write_journal(dst / "system.journal", entries[q:2 * q])  # appended while it follows
+        caught_up()
+        (dst / "system.journal").rename(dst / "system@0001-0001.journal")
+        write_journal(dst / "system.journal", entries[2 * q:3 * q])
+        caught_up()
+        write_journal(dst / "user-1001.journal", entries[3 * q:])
+        caught_up()
+        # Read to the end, the reader keeps only the files journald would still write to.
+        run.wait_for(lambda docs: _mapped_journal_files(str(dst)) == {str(dst / "system.journal"),
+                                                                      str(dst / "user-1001.journal")}, 20)
+    finally:
+        run.close()
+    want = [e.id for e in _replayed(_collector(tmp_path), str(dst))]
+    assert want and [e.id for e in run.events] == want, "entries lost, repeated or out of order"
+    assert run.collector.stats["reopens"] >= 2
+
+
+def test_catch_up_over_archived_files_then_only_the_active_one_stays_mapped(stack, tmp_path):
+    entries = capture_entries()
+    dst = tmp_path / "journal"
+    dst.mkdir()
+    # As journald leaves them: archived files (name@….journal) and the active one.
+    third = len(entries) // 3
+    parts = {"system@0001-0001.journal": entries[:third], "system@0002-0002.journal": entries[third:2 * third],
+             "system.journal": entries[2 * third:]}
+    for name, part in parts.items():
+        write_journal(dst / name, part)
+    from systemd import journal
+
+    r = journal.Reader(files=[str(dst / "system@0001-0001.journal")])
+    r.seek_head()
+    r.get_next()
+    start = r.get_next()["__CURSOR"]  # the second entry of the oldest file
+    r.close()
+    collector = _collector(tmp_path, journal_dir=str(dst))
+    docs, positions = _run_to_end(collector, {"cursor": start})
+    # Everything after the cursor, once, in order: what a reader of the whole directory sees.
+    everything = [e.doc["event"]["id"] for e in _replayed(_collector(tmp_path), str(dst))]
+    ids = [d["event"]["id"] for d in docs]
+    assert ids and ids == everything[-len(ids):] and len(ids) >= len(everything) - 2 * (third + 1)
+
+    run = Running(_collector(tmp_path, journal_dir=str(dst)), positions[-1])
+    try:
+        # Read to its end, the reader keeps only the file journald would still write to.
+        run.wait_for(lambda docs: _mapped_journal_files(str(dst)) == {str(dst / "system.journal")}, 20)
+    finally:
+        run.close()
+    assert not run.docs()
