@@ -115,7 +115,8 @@ class SessionTracker:
         """Attach ``session`` to ``doc`` when it belongs to one; returns new summary events."""
         with self._lock:
             ev = doc.get("event", {})
-            if ev.get("module") != "agentd":
+            module = ev.get("module")
+            if module != "agentd":
                 self._tick(doc)
             elif ev.get("dataset") == "agentd.gap":
                 return self._gap(doc)
@@ -123,16 +124,16 @@ class SessionTracker:
             ses = ses_of(doc)
             if ses is None:
                 pid = pid_of(doc)
-                if pid is not None and pid in self.by_pid and doc["event"].get("module") != "auditd":
+                if pid is not None and pid in self.by_pid and module != "auditd":
                     ses = self.by_pid[pid]
-            if ses is None and doc["event"].get("kind") == "alert":
+            if ses is None and ev.get("kind") == "alert":
                 ses = self._ses_of_id(get(doc, "session", "id"))
-            if ses is None and doc["event"].get("module") == "journald":
+            if ses is None and module == "journald":
                 ses = self._ses_of_tty(doc)
             s = self.sessions.get(ses) if ses else None
             if s is not None:
                 doc["session"] = self._public(s)
-                self._count(s, doc)
+                self._count(s, doc, ev)
             return extra
 
     def _ses_of_tty(self, doc: dict) -> Optional[str]:
@@ -160,9 +161,12 @@ class SessionTracker:
     def _observe(self, doc: dict) -> list:
         ev = doc.get("event", {})
         rtype = record_type(doc)
+        sshd_login = ev.get("dataset") == "sshd.auth" and ev.get("action") == "logged-in"
+        if not rtype and not sshd_login:
+            return []  # nearly every event: an exec, a keystroke line, a connection
         pid = pid_of(doc)
         out: list = []
-        if ev.get("dataset") == "sshd.auth" and ev.get("action") == "logged-in" and pid is not None:
+        if sshd_login and pid is not None:
             auth = get(doc, "session", "auth") or {}
             self.accepts[pid] = {
                 "user": get(doc, "user", "name"), "ip": get(doc, "source", "ip"),
@@ -336,9 +340,11 @@ class SessionTracker:
             pub["start"] = self._start_text[1]
         return pub
 
-    def _count(self, s: dict, doc: dict) -> None:
-        action = doc["event"].get("action")
-        s["last"] = max(s.get("last") or 0.0, self._time(doc))
+    def _count(self, s: dict, doc: dict, ev: dict) -> None:
+        action = ev.get("action")
+        t = self._time(doc)
+        if t > (s.get("last") or 0.0):
+            s["last"] = t
         if action == "exec":
             s["commands"] += 1
         elif action in ("connected-to", "connection-opened", "listening"):
@@ -357,7 +363,7 @@ class SessionTracker:
         if self.store is not None:  # without a store (replay) the rows would only pile up unread
             text = timeline_text(doc)
             if text:
-                self._timeline.append(TimelineRow(s["id"], self._time(doc), action, text))
+                self._timeline.append(TimelineRow(s["id"], t, action, text))
         self._touched.add(s["ses"])
         self._counted = True
 
