@@ -76,6 +76,8 @@ BENCHES = [
           "HEC latency at 1,000 and 5,000 execs/s in SSH sessions"),
     Bench("catchup", "catchup.py", 2400, "spool drain rate after a 10-minute HEC outage at 1,000 execs/s, "
           "against the live rate"),
+    Bench("drain", "drain.py", 900, "spool drain rate offline: a filled spool emptied by agentd run into the test HEC, "
+          "and the spool's bytes per event"),
     Bench("fork_exit", "fork_exit_rules.py", 600, "cost of fork/exit audit rules: workload, log bytes, agent CPU"),
     Bench("snapshots", "snapshots_bench.py", 900, "snapshots collector: one snapshot of 500 processes and 1,000 "
           "sockets, the collector at its default interval, memory under churn"),

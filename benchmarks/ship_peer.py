@@ -209,7 +209,10 @@ def spool_drained(db: str, log_size: int) -> bool:
         c = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
         try:
             pos = c.execute("SELECT position FROM positions WHERE collector='auditd'").fetchone()
-            last = c.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+            # Schema 2 keeps a row per write (seq = its last event's), schema 1 (a --baseline
+            # from before d7bc381's successor) a row per event: MAX(seq) is the last event in both.
+            table = "batches" if c.execute("SELECT 1 FROM sqlite_master WHERE name='batches'").fetchone() else "events"
+            last = c.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {table}").fetchone()[0]
             cur = c.execute("SELECT seq FROM cursors WHERE shipper='splunk_hec'").fetchone()
         finally:
             c.close()

@@ -39,6 +39,7 @@ def main(n: int = 200_000, batch: int = 500) -> dict:
         for i in range(0, n, batch):
             spool.write("auditd", events[i:i + batch], {"dev": 1, "ino": 2, "offset": i})
         t_write = time.perf_counter() - t0
+        stored = spool.stats([])["bytes"]
         t0 = time.perf_counter()
         cur = spool.cursor("out")
         got = 0
@@ -54,9 +55,11 @@ def main(n: int = 200_000, batch: int = 500) -> dict:
         assert got == n, (got, n)
         size = os.path.getsize(os.path.join(d, "spool.db"))
         spool.close()
-    res = {"events": n, "write_eps": n / t_write, "read_purge_eps": n / t_read, "db_bytes_peak": size}
+    res = {"events": n, "write_eps": n / t_write, "read_purge_eps": n / t_read, "db_bytes_peak": size,
+           "stored_bytes_per_event": round(stored / n, 1)}
     print(f"spool: {n} events, write {res['write_eps']:,.0f} ev/s (batches of {batch} + position), "
-          f"read+cursor+purge {res['read_purge_eps']:,.0f} ev/s")
+          f"read+cursor+purge {res['read_purge_eps']:,.0f} ev/s; {res['stored_bytes_per_event']} bytes/event stored "
+          f"(the cap counts these), file {size / n:.0f} bytes/event")
     return res
 
 

@@ -35,7 +35,8 @@ AGENT_OPTIONS: dict = {
     "state_dir": Option("path", "/var/lib/agentd", "where the spool database and dead-letter files live"),
     "log_level": Option("choice", "info", "agent log verbosity", choices=("debug", "info", "warning", "error")),
     "keep_original": Option("bool", "false", "copy the raw source text into event.original"),
-    "spool_max_bytes": Option("size", "1GiB", "cap on the spool database size", minimum=1024 * 1024),
+    "spool_max_bytes": Option("size", "1GiB", "cap on the spool's stored events (compressed, ~120 bytes per "
+                              "exec event; the file is somewhat larger)", minimum=64 * 1024),
     "spool_full_policy": Option(
         "choice", "block", "when the spool is full: block (stop reading; sources keep the data) or drop_oldest",
         choices=("block", "drop_oldest"),

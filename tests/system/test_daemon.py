@@ -176,7 +176,7 @@ def test_outage_keeps_everything_in_order_and_drains(stack, ssh_session, tmp_pat
 def test_small_cap_drop_oldest_records_the_gap(stack, ssh_session, tmp_path):
     agent, blocker, prefix, sent = _run_while_blocked(
         ssh_session, tmp_path, "cap", 1500, lambda a: "spool: full" in a.log_text(),
-        "spool_max_bytes = 1MiB\nspool_full_policy = drop_oldest\n")
+        "spool_max_bytes = 64KiB\nspool_full_policy = drop_oldest\n")
     blocker.unlink()
     evs = agent.wait_for(lambda evs: [e for e in evs if e["event"]["dataset"] == "agentd.gap"] and
                          sent[-1] in tokens_in(evs, prefix) and evs)
@@ -191,7 +191,7 @@ def test_small_cap_drop_oldest_records_the_gap(stack, ssh_session, tmp_path):
 def test_small_cap_block_loses_nothing(stack, ssh_session, tmp_path):
     agent, blocker, prefix, sent = _run_while_blocked(
         ssh_session, tmp_path, "blk", 1500, lambda a: "spool: full" in a.log_text(),
-        "spool_max_bytes = 1MiB\nspool_full_policy = block\n")
+        "spool_max_bytes = 64KiB\nspool_full_policy = block\n")
     blocker.unlink()
     got = agent.wait_for(lambda evs: set(sent) <= set(tokens_in(evs, prefix)) and tokens_in(evs, prefix),
                          timeout=90)
