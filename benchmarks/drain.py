@@ -28,7 +28,6 @@ the live rate, 1,000 events/s (the load catchup.py runs): ratio = drain rate / 1
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import shutil
@@ -36,17 +35,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from typing import Dict, List, Optional
 
-import psutil
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CAPTURE = os.path.join(REPO, "benchmarks", "data", "exec_storm.log.xz")
-TOKEN = "11111111-2222-3333-4444-555555555555"  # tests.siem.fixtures.HEC_TOKEN, hec_sink's token
+from ship_peer import AGENT_CONF, CAPTURE, REPO, TOKEN, Siem, measure, py_spy  # noqa: E402
+
 LIVE_RATE = 1000.0  # events/s: catchup.py's load, target 5's baseline
-MB = 1024 * 1024
-TIMEOUT = 600.0
 
 # Runs inside the tree under test (PYTHONPATH=tree): its Spool, its format.
 FILL = """
@@ -69,61 +64,9 @@ spool.close()
 print(st["bytes"], os.path.getsize(db), round(wall, 3), round(cpu, 3))
 """
 
-AGENT_CONF = """[agent]
-state_dir = {state}
-log_level = warning
-
-# An empty audit log: the agent wants a collector, this one adds nothing to the drain.
-[collector:auditd]
-type = auditd
-enabled = true
-log_file = {empty}
-start_at = beginning
-
-[collector:journald]
-type = journald
-enabled = false
-
-[collector:snapshots]
-type = snapshots
-enabled = false
-
-[shipper:splunk_hec]
-type = splunk_hec
-enabled = true
-url = {url}
-token = {token}
-"""
-
-
-class Sink:
-    """benchmarks/hec_sink.py in its own process: counts what the strict HEC accepts."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, os.path.join(REPO, "benchmarks", "hec_sink.py")],
-                                     cwd=REPO, stdout=subprocess.PIPE, text=True)
-        self.url = self.proc.stdout.readline().split(" on ")[1].split()[0]
-        host, port = self.url.split("//")[1].split(":")
-        self.conn = http.client.HTTPConnection(host, int(port), timeout=10)
-
-    def _call(self, method: str, path: str) -> dict:
-        self.conn.request(method, path)
-        return json.loads(self.conn.getresponse().read())
-
-    def count(self) -> int:
-        return self._call("GET", "/_siem/bench")["events"]
-
-    def reset(self) -> None:
-        self._call("POST", "/_siem/reset")
-
-    def cpu(self) -> float:
-        t = psutil.Process(self.proc.pid).cpu_times()
-        return t.user + t.system
-
-    def close(self) -> None:
-        self.conn.close()
-        self.proc.terminate()
-        self.proc.wait(10)
+def make_sink() -> Siem:
+    """benchmarks/hec_sink.py: the strict test HEC that counts what it accepts, then drops it."""
+    return Siem([sys.executable, os.path.join(REPO, "benchmarks", "hec_sink.py")], ("/_siem/bench", "events"))
 
 
 def make_events(tmp: str) -> str:
@@ -144,62 +87,22 @@ def fill(tree: str, state: str, events: str, n: int) -> dict:
             "fill_seconds": float(wall), "fill_cpu": float(cpu), "fill_eps": round(n / float(wall))}
 
 
-def vm_hwm(pid: int) -> Optional[float]:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024 / MB
-    except OSError:
-        pass
-    return None
-
-
-def drain(tree: str, state: str, sink: Sink, n: int, profile: Optional[str], tag: str) -> dict:
+def drain(tree: str, state: str, sink: Siem, n: int, profile: Optional[str], tag: str) -> dict:
     conf = state + ".conf"
     with open(os.open(conf, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-        f.write(AGENT_CONF.format(state=state, url=sink.url, token=TOKEN, empty=state + ".empty.log"))
+        # ship_peer's agent (auditd collector, splunk_hec with its defaults) on an empty audit
+        # log: the agent wants a collector, this one adds nothing to the drain.
+        f.write(AGENT_CONF.format(state=state, url=sink.url, token=TOKEN, log=state + ".empty.log"))
     open(state + ".empty.log", "wb").close()
     sink.reset()
     s0 = sink.cpu()
-    t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "agent.app.cli", "run", "-c", conf], cwd=tree,
-                            env=dict(os.environ, PYTHONPATH=tree), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    ps = psutil.Process(proc.pid)
-    spy = None
-    if profile:
-        os.makedirs(profile, exist_ok=True)
-        spy = subprocess.Popen(["py-spy", "record", "-t", "--gil", "-r", "200", "-f", "raw", "-o",
-                                os.path.join(profile, f"{tag}.txt"), "--pid", str(proc.pid)], stdout=subprocess.DEVNULL)
-    first = last_at = None
-    cpu = hwm = 0.0
-    try:
-        while True:
-            time.sleep(0.05)
-            got = sink.count()
-            now = time.monotonic()
-            if got and first is None:
-                first = now
-            t = ps.cpu_times()
-            cpu = t.user + t.system
-            hwm = vm_hwm(proc.pid) or hwm
-            if proc.poll() is not None:
-                raise SystemExit(f"agentd exited {proc.returncode}:\n{proc.stderr.read().decode()[-2000:]}")
-            if got >= n:
-                last_at = now
-                break
-            if now - t0 > TIMEOUT:
-                raise SystemExit(f"drain: {got} of {n} events after {TIMEOUT:.0f}s")
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(30)
-        if spy is not None:
-            spy.wait(60)
-    assert first is not None and last_at is not None
-    return {"drain_eps": round(n / max(last_at - first, 1e-3)), "seconds": round(last_at - t0, 2),
-            "to_first": round(first - t0, 2), "cpu": round(cpu, 2), "cpu_us_per_event": round(cpu / n * 1e6, 1),
-            "rss_peak_mb": round(hwm, 1), "sink_cpu": round(sink.cpu() - s0, 2)}
+    r = measure([sys.executable, "-m", "agent.app.cli", "run", "-c", conf], sink, lambda got, quiet: got >= n,
+                env=dict(os.environ, PYTHONPATH=tree), cwd=tree, timeout=900,
+                attach=py_spy(os.path.join(profile, f"{tag}.txt")) if profile else None)
+    # From the first event received to the last, as catchup.py counts: start-up is not drain.
+    return {"drain_eps": round(n / max(r["seconds"] - r["first_event_s"], 1e-3)), "seconds": r["seconds"],
+            "to_first": r["first_event_s"], "cpu": r["cpu"], "cpu_us_per_event": round(r["cpu"] / n * 1e6, 1),
+            "rss_peak_mb": r["rss_peak_mb"], "sink_cpu": round(sink.cpu() - s0, 2)}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -215,7 +118,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.baseline:
         trees["base"] = os.path.abspath(a.baseline)
     res: Dict[str, List[dict]] = {k: [] for k in trees}
-    sink = Sink()
+    sink = make_sink()
     try:
         events = make_events(tmp)
         print(f"drain: {a.events} events of the exec storm's ECS, {a.runs} run(s) per tree, alternated", flush=True)
@@ -224,7 +127,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             for name in names[i % len(names):] + names[:i % len(names)]:
                 state = os.path.join(tmp, f"{name}-{i}")
                 r = fill(trees[name], state, events, a.events)
-                r.update(drain(trees[name], state, sink, a.events, a.profile and os.path.join(a.profile), f"{name}-{i}"))
+                r.update(drain(trees[name], state, sink, a.events, a.profile, f"{name}-{i}"))
                 shutil.rmtree(state, ignore_errors=True)
                 res[name].append(r)
                 print(f"  run {i + 1} {name:6s} spool {r['bytes_per_event']:7.1f} B/event (file "

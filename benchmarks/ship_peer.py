@@ -118,9 +118,14 @@ def missing_peer() -> List[str]:
 
 
 class Siem:
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.siem.server", "--port", "0", "--hec-token", TOKEN],
-                                     cwd=REPO, stdout=subprocess.PIPE, text=True)
+    """The test SIEM in its own process. ``argv``/``stats``: another server of the same
+    admin API (drain.py runs hec_sink.py, which counts events and drops them) and where
+    its count is: (path, key)."""
+
+    def __init__(self, argv: Optional[List[str]] = None, stats: tuple = ("/_siem/stats", "hec_events")) -> None:
+        self.stats = stats
+        argv = argv or [sys.executable, "-m", "tests.siem.server", "--port", "0", "--hec-token", TOKEN]
+        self.proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, text=True)
         self.url = self.proc.stdout.readline().split(" on ")[1].split()[0]
         host, port = self.url.split("//")[1].split(":")
         self.conn = http.client.HTTPConnection(host, int(port), timeout=10)
@@ -130,7 +135,7 @@ class Siem:
         return json.loads(self.conn.getresponse().read())
 
     def count(self) -> int:
-        return self._call("GET", "/_siem/stats")["hec_events"]
+        return self._call("GET", self.stats[0])[self.stats[1]]
 
     def reset(self) -> None:
         self._call("POST", "/_siem/reset")
@@ -157,13 +162,15 @@ def vm_hwm(pid: int) -> Optional[float]:
 
 
 def measure(argv: List[str], siem: Siem, done: Callable[[int, float], bool], env: Optional[dict] = None,
-            attach: Optional[Callable[[int], subprocess.Popen]] = None, cwd: str = REPO) -> dict:
+            attach: Optional[Callable[[int], subprocess.Popen]] = None, cwd: str = REPO,
+            timeout: float = TIMEOUT) -> dict:
     """Run ``argv`` until ``done(count, seconds_since_last_change)``; figures of the run."""
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ps = psutil.Process(proc.pid)
     spy = attach(proc.pid) if attach else None
     last, last_at, rss_max, cpu, hwm = 0, t0, 0.0, 0.0, None
+    first_at = None
     try:
         while True:
             time.sleep(POLL)
@@ -171,6 +178,7 @@ def measure(argv: List[str], siem: Siem, done: Callable[[int, float], bool], env
             n = siem.count()
             if n != last:
                 last, last_at = n, now
+                first_at = first_at or now
             try:
                 mi = ps.memory_info()
                 rss_max = max(rss_max, mi.rss / MB)
@@ -185,8 +193,8 @@ def measure(argv: List[str], siem: Siem, done: Callable[[int, float], bool], env
                 raise SystemExit(f"{argv[0]} exited {proc.returncode} before delivering everything:\n{err}")
             if done(last, now - last_at):
                 break
-            if now - t0 > TIMEOUT:
-                raise SystemExit(f"{argv[0]}: not done after {TIMEOUT:.0f}s ({last} events received)")
+            if now - t0 > timeout:
+                raise SystemExit(f"{argv[0]}: not done after {timeout:.0f}s ({last} events received)")
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -198,6 +206,7 @@ def measure(argv: List[str], siem: Siem, done: Callable[[int, float], bool], env
         if spy is not None:
             spy.wait(60)
     return {"seconds": round(last_at - t0, 3), "cpu": round(cpu, 3), "events": last,
+            "first_event_s": round((first_at or last_at) - t0, 3),
             "rss_peak_mb": round(hwm or rss_max, 1), "rss_sampled_mb": round(rss_max, 1)}
 
 
@@ -221,6 +230,18 @@ def spool_drained(db: str, log_size: int) -> bool:
     return bool(pos and json.loads(pos[0]).get("offset") == log_size and cur and cur[0] >= last)
 
 
+def py_spy(out: str) -> Callable[[int], subprocess.Popen]:
+    """``attach`` for measure(): py-spy records the process (raw stacks per thread, GIL held)
+    into ``out``; it ends, writing its file, when the process does."""
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+
+    def attach(pid: int) -> subprocess.Popen:
+        return subprocess.Popen([spy if os.path.exists(spy) else "py-spy", "record", "-t", "--gil", "-r", "200", "-f",
+                                 "raw", "-o", out, "--pid", str(pid)], stdout=subprocess.DEVNULL)
+    return attach
+
+
 def run_agent(tmp: str, log: str, siem: Siem, i: int, profile: Optional[str], repo: str = REPO,
               tag: str = "agent") -> dict:
     state = os.path.join(tmp, f"{tag}-{i}")
@@ -229,15 +250,7 @@ def run_agent(tmp: str, log: str, siem: Siem, i: int, profile: Optional[str], re
     with open(os.open(conf, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
         f.write(AGENT_CONF.format(state=state, log=log, url=siem.url, token=TOKEN))
     argv = [sys.executable, "-m", "agent.app.cli", "run", "-c", conf]
-    attach = None
-    if profile:
-        os.makedirs(profile, exist_ok=True)
-        spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
-        out = os.path.join(profile, f"{tag}-{i}.txt")
-
-        def attach(pid: int) -> subprocess.Popen:  # it ends, writing its file, when the agent does
-            return subprocess.Popen([spy if os.path.exists(spy) else "py-spy", "record", "-t", "--gil", "-r", "200", "-f",
-                                     "raw", "-o", out, "--pid", str(pid)], stdout=subprocess.DEVNULL)
+    attach = py_spy(os.path.join(profile, f"{tag}-{i}.txt")) if profile else None
     size = os.path.getsize(log)
     db = os.path.join(state, "spool.db")
     env = dict(os.environ, PYTHONPATH=repo)
