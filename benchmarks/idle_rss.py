@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -95,6 +96,29 @@ def table_rows(res: Dict[str, object]) -> list:
     return rows
 
 
+def print_memtrace(agent: Agent, pid: int) -> None:
+    """The agent's own memory report (agent/app/memtrace.py) after a SIGUSR2."""
+    with open(agent.log, errors="replace") as f:
+        f.seek(0, 2)
+        at = f.tell()
+    os.kill(pid, signal.SIGUSR2)
+    deadline = time.monotonic() + 30
+    lines: list = []
+    while time.monotonic() < deadline:
+        with open(agent.log, errors="replace") as f:
+            f.seek(at)
+            lines = [ln.rstrip() for ln in f if "agentd.memtrace" in ln]
+        if lines and (len(lines) > 1 or "not set" in lines[0]):
+            time.sleep(0.5)  # the rest of the report
+            with open(agent.log, errors="replace") as f:
+                f.seek(at)
+                lines = [ln.rstrip() for ln in f if "agentd.memtrace" in ln]
+            break
+        time.sleep(0.2)
+    for ln in lines:
+        print("         " + ln.split("agentd.memtrace: ", 1)[-1], flush=True)
+
+
 def journald_events(agent: Agent) -> Optional[int]:
     return ((agent_status(agent).get("collectors") or {}).get("journald") or {}).get("events")
 
@@ -107,6 +131,9 @@ def main() -> int:
     ap.add_argument("--env", action="append", default=[], help="K=V in the agent's environment; repeatable")
     ap.add_argument("--top", type=int, default=6, help="file mappings listed")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (config, agent log)")
+    ap.add_argument("--usr2", action="store_true",
+                    help="SIGUSR2 the agent at each point: with --env AGENTD_TRACEMALLOC=N its log gets the "
+                         "Python heap and top allocations (printed)")
     args = ap.parse_args()
     if os.geteuid() != 0 or not pids_of("auditd"):
         print("idle_rss: needs root and the test stack (auditd, journald)", file=sys.stderr)
@@ -125,6 +152,8 @@ def main() -> int:
         pid = agent.proc.pid
         time.sleep(args.settle)
         res["idle"] = snapshot(pid, "idle", args.top)
+        if args.usr2:
+            print_memtrace(agent, pid)
         base = journald_events(agent) or 0
         t0 = time.monotonic()
         body = "".join(f"{tag} line {i} of {args.lines}\n" for i in range(args.lines)).encode()
@@ -135,6 +164,8 @@ def main() -> int:
             time.sleep(0.5)
         res["read_s"] = round(time.monotonic() - t0, 1)
         res["after_lines"] = snapshot(pid, "lines", args.top)
+        if args.usr2:
+            print_memtrace(agent, pid)
         res["journald"] = (agent_status(agent).get("collectors") or {}).get("journald")
         print(f"journald collector: {res['journald']}", flush=True)
     finally:

@@ -208,6 +208,7 @@ class JournaldCollector(Collector):
                 got = dropped = False
                 for events, cur, n in self._batches(self._entries(follow.reader), norm, batch_max):
                     got = True
+                    follow.entries += n
                     if follow.changed():
                         # Rotated, or a new user journal: what was just read may have
                         # overtaken an entry in a file this reader lacks (follow.py).
@@ -221,7 +222,7 @@ class JournaldCollector(Collector):
                 if dropped:
                     continue
                 if follow.drained():
-                    self._resume(follow, cursor)  # let go of archived files read to their end
+                    self._resume(follow, cursor)  # unmap archived files read to their end
                     continue
                 if not got:
                     change = follow.reader.wait(WAIT_SECONDS)
