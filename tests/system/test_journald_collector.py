@@ -403,3 +403,15 @@ def test_catch_up_over_archived_files_then_only_the_active_one_stays_mapped(stac
     finally:
         run.close()
     assert not run.docs()
+
+
+def test_reopened_after_many_entries_without_losing_one(stack, tmp_path):
+    from collectors.journald import follow
+
+    template = capture_entries()[0]
+    n = follow.REOPEN_ENTRIES + 700
+    path = _journal_dir(tmp_path, [entry_like(template, MESSAGE=f"agentd-test line {i}") for i in range(n)])
+    collector = _collector(tmp_path, journal_dir=path, start_at="beginning")
+    docs, _ = _run_to_end(collector, None)
+    assert [d["message"] for d in docs] == [f"agentd-test line {i}" for i in range(n)]
+    assert collector.stats["reopens"] >= 1  # the pages of what it read were let go
