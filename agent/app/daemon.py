@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Optional
 
-from agent.app import memtrace, notify, status
+from agent.app import malloc_trim, memtrace, notify, status
 from agent.app.gc_tune import quiet_gc
 from agent.base.component import RunContext
 from agent.base.config import Config, ConfigError, load_config
@@ -189,6 +189,7 @@ def run(cfg: Config) -> int:
     notify.notify("READY=1\nSTATUS=running")
     wd = notify.watchdog_interval()
     last_wd = last_status = 0.0
+    last_trim = time.monotonic()
     status_path = os.path.join(cfg.agent["state_dir"], "status.json")
     while True:
         wake.wait(0.5)
@@ -201,6 +202,9 @@ def run(cfg: Config) -> int:
         if now - last_status >= 2.0:
             status.write_file(status_path, rt.snapshot())
             last_status = now
+        if now - last_trim >= malloc_trim.INTERVAL:
+            malloc_trim.trim()  # what a burst of events left in glibc's heaps goes back
+            last_trim = now
         while signals:
             signum = signals.pop(0)
             if signum == signal.SIGHUP:
