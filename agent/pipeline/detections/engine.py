@@ -19,6 +19,7 @@ from typing import Optional
 from agent.base.events import base_doc, dumps, loads, make_event_id, parse_rfc3339
 from agent.pipeline.detections import options as dopts
 from agent.pipeline.detections.alert import RuleMeta, alert_doc
+from agent.pipeline.detections.gate import EXEC, TYPED, CommandRoute
 from agent.pipeline.detections.rules import BUILTIN
 from agent.pipeline.detections.rules.base import Hit
 
@@ -113,6 +114,9 @@ class DetectionStage:
         self.everywhere = tuple(self.route.pop("*", ()))
         # One list per dataset, the rules for every dataset included: one lookup per event.
         self.route = {ds: tuple(rules) + self.everywhere for ds, rules in self.route.items()}
+        # Execs and typed lines meet only the rules their gates let through (gate.py).
+        self.commands: dict = {ds: (action, CommandRoute(self.route.get(ds, self.everywhere), (ds, action) == EXEC))
+                               for ds, action in (EXEC, TYPED)}
         self.throttle: dict = self.state.setdefault("throttle", {})
         self.stats = {"alerts": 0, "suppressed": 0, "errors": 0}
         self.failed: set = set()
@@ -176,7 +180,9 @@ class DetectionStage:
         hits: list = []
         ds = ev.get("dataset", "")
         rules = self.route.get(ds, self.everywhere)
-        for rule in rules:  # inline, not through _check: this loop runs for every event
+        command = self.commands.get(ds)
+        run = command[1].select(doc) if command is not None and ev.get("action") == command[0] else rules
+        for rule in run:  # inline, not through _check: this loop runs for every event
             try:
                 got = rule.check(doc, ts)
             except Exception:

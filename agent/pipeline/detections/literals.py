@@ -153,6 +153,18 @@ def _best(sets: list) -> Optional[set]:
     return max(ok, key=lambda s: (min(map(len, s)), -len(s)))
 
 
+def automaton(found: dict):
+    """An Aho-Corasick automaton over the literals of ``found`` ({literal: ids}): one pass in C
+    over a text reports each literal it holds, with the frozenset of that literal's ids."""
+    import ahocorasick
+
+    auto = ahocorasick.Automaton()
+    for lit, ids in found.items():
+        auto.add_word(lit, frozenset(ids))
+    auto.make_automaton()
+    return auto
+
+
 class Gated:
     """A compiled pattern whose ``search`` first asks whether the text holds one of the literals
     every match contains, and runs the regex only then: same result, most texts never reach it."""

@@ -12,21 +12,12 @@ import os
 import re
 
 from agent.base.options import Option
+from agent.pipeline.detections.gate import Gate, command_texts
 from agent.pipeline.detections.literals import Gated
 from agent.pipeline.detections.rules.base import About, Hit, Rule, get, login_user, opt_users
 
 SHELLS = ("sh", "bash", "dash", "zsh", "ksh", "fish", "tcsh", "csh", "ash", "busybox")
 _CMD_DATASETS = ("auditd.process", "auditd.tty")
-
-
-def command_texts(doc: dict) -> list:
-    ev = doc["event"]
-    if ev.get("action") == "exec":
-        cmd = get(doc, "process", "command_line")
-        return [cmd] if cmd else []
-    if ev.get("action") == "typed":
-        return [x for x in (get(doc, "keystrokes", "lines") or []) if isinstance(x, str)]
-    return []
 
 
 class _PatternRule(Rule):
@@ -62,6 +53,7 @@ class HistoryWipe(_PatternRule):
         r"\b(?:rm|shred|truncate|unlink)\b[^|;&]*(?:_history|/var/log/(?:wtmp|btmp|lastlog|auth\.log|secure))\b|"
         r">\s*~?[\w/.]*(?:\.bash_history|\.zsh_history|/var/log/(?:wtmp|btmp|lastlog))\b|"
         r"\bln\s+-[a-z]*s[a-z]*\s+/dev/null\s+\S*_history"))
+    gate = Gate(patterns=(patterns,))  # a command without the pattern cannot match
 
     def check_other(self, doc: dict) -> list:
         path = str(get(doc, "file", "path") or "")  # auditd.file
@@ -80,6 +72,7 @@ class ReverseShell(_PatternRule):
         r"/dev/(?:tcp|udp)/[^/\s]+/\d+|\b(?:nc|ncat|netcat)\b[^|;]*\s-[a-z]*[ec]\s|"
         r"\bsocat\b[^|;]*\b(?:exec|system):|\bmkfifo\b.*\|\s*(?:nc|ncat|netcat)\b|"
         r"\b(?:python[\d.]*|perl|ruby|php)\b.*(?:socket|fsockopen|TCPSocket).*(?:pty|/bin/(?:ba)?sh|dup2|exec)"))
+    gate = Gate(patterns=(patterns,))
 
     def check_other(self, doc: dict) -> list:
         # auditd.network: bash's own connect(), the /dev/tcp redirection, whatever was typed.
@@ -105,6 +98,8 @@ class DownloadAndRun(Rule):
     about = About("download_and_run", "Download and run", "high", ("T1105", "T1059.004"),
                   "Something fetched from the network was executed: piped into a shell, or saved and run.")
     datasets = _CMD_DATASETS
+    # Piped into a shell, a fetch tool run, or any exec while a download is remembered.
+    gate = Gate(names=frozenset(("curl", "wget")), patterns=(_DOWNLOAD_RUN,), watch="files")
     options = {
         "window": Option("duration", "30m", "how long a downloaded file is remembered", minimum=1),
         "allow_users": opt_users(),

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import ClassVar, NamedTuple, Optional
 
 from agent.base.options import Option
+from agent.pipeline.detections.gate import Gate
 from agent.pipeline.session_fields import get as get  # one path reader for the pipeline's stages
 
 MAX_KEYS = 10000  # per rule map: a flood of source IPs cannot grow the state without bound
@@ -191,6 +192,8 @@ class Rule:
     severity: ClassVar[str] = "medium"
     techniques: ClassVar[tuple] = ()
     datasets: ClassVar[Optional[tuple]] = None
+    # On an exec or typed lines: what the rule cannot match without (gate.py); None: every one.
+    gate: ClassVar[Optional[Gate]] = None
     options: ClassVar[dict] = {}
     # Said by `agentd replay` when a rule cannot give the live result there.
     replay_note: ClassVar[str] = ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from agent.base.options import Option
+from agent.pipeline.detections.gate import Gate
 from agent.pipeline.detections.literals import Gated
 from agent.pipeline.detections.rules.base import About, Hit, Rule, get, login_user, opt_users
 
@@ -55,6 +56,7 @@ class AuditLogTampered(Rule):
     about = About("audit_log_tampered", "Audit log truncated or removed", "critical", ("T1685", "T1685.006", "T1070"),
                   "A login wrote to, truncated or removed the audit log or audit configuration.")
     datasets = ("auditd.file", "auditd.process")
+    gate = Gate(patterns=(_AUDIT_LOG,))  # an exec's command line names the audit log or config
     options = {"allow_users": opt_users()}
 
     def check(self, doc: dict, ts: float) -> list:
@@ -86,6 +88,7 @@ class PamChanged(Rule):
                   ("PAM configuration was written, or a login opened without pam_tty_audit although earlier logins had "
                    "it: keystrokes are no longer recorded."))
     datasets = ("auditd.file", "auditd.login", "auditd.process")
+    gate = Gate(names=frozenset(_WRITERS))  # an exec of a tool that writes files
     options = {"allow_users": opt_users()}
 
     def check(self, doc: dict, ts: float) -> list:
