@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from typing import Callable, Optional
 
 from agent import __version__
@@ -41,12 +42,28 @@ def user_cache_dir() -> Optional[str]:
     return os.path.join(base, "agentd")
 
 
+def pysigma_release() -> str:
+    """The installed pySigma's name and version, as its ``.dist-info`` directory on the path
+    says (the one importlib.metadata would find first). Not ``importlib.metadata.version``:
+    importing it and parsing the METADATA file through the email package cost ~45 ms, most
+    of a start with the compiled rules cached."""
+    for d in sys.path:
+        try:
+            names = os.listdir(d or ".")
+        except OSError:
+            continue
+        for n in sorted(names):
+            if n.endswith(".dist-info") and n.lower().startswith("pysigma-"):
+                return n[: -len(".dist-info")]
+    from importlib.metadata import version  # another kind of install: ask the slow way
+
+    return "pySigma-" + version("pySigma")
+
+
 def cache_key(paths: list) -> str:
     """The digest of everything the compiled form of ``paths`` depends on (OSError: a file
     could not be read)."""
-    from importlib.metadata import version
-
-    h = hashlib.sha256(f"{FORMAT}\0{__version__}\0{version('pySigma')}\0".encode())
+    h = hashlib.sha256(f"{FORMAT}\0{__version__}\0{pysigma_release()}\0".encode())
     for p in [os.path.join(_HERE, c) for c in _COMPILER] + list(paths):
         h.update(p.encode() + b"\0")
         with open(p, "rb") as f:

@@ -165,6 +165,17 @@ def raw_text(doc: dict) -> str:
     return orig + "\n" + msg if orig else msg
 
 
+# The field whose value raw_text is on an exec that carries neither its raw records nor a
+# message (text_is_command_line): the rule set then reads and looks the command line up once
+# for both (an empty one gives "" to keywords, which no keyword literal is in).
+COMMAND_LINE = "CommandLine"
+
+
+def text_is_command_line(doc: dict) -> bool:
+    ev = doc["event"]
+    return ev.get("action") == "exec" and not ev.get("original") and not doc.get("message")
+
+
 def service_datasets(service: Optional[str]) -> Optional[tuple]:
     """Datasets a `service:` log source reads, or None when agentd has no such source."""
     if service is None:

@@ -9,22 +9,25 @@ the values read here are the ones the rules then test (the Event cache).
 
 from __future__ import annotations
 
+import re
 from typing import Optional
+
+from agent.pipeline.detections.literals import automaton
 
 MEMO_SIZE = 1024  # values per dataset and field
 # ... and their characters: long values (a parent shell's command line, repeated for each of
 # its children) are remembered too, within the memory that 1024 values of 256 were given.
 MEMO_CHARS = MEMO_SIZE * 256
-_NONE: frozenset = frozenset()
+SQUEEZE_FROM = 128  # characters: shorter values are scanned as they are
+NONE: frozenset = frozenset()
 
 
 class FieldIndex:
-    __slots__ = ("eq", "base", "prefix", "suffix", "prefixes", "suffixes", "auto", "memo", "chars")
+    __slots__ = ("eq", "base", "prefix", "suffix", "prefixes", "suffixes", "auto", "runs", "squeezed", "memo",
+                 "chars")
 
     def __init__(self, needs: list):
         """``needs``: [(how, literal, rule index)] of one field."""
-        import ahocorasick
-
         eq: dict = {}
         base: dict = {}
         prefix: dict = {}
@@ -45,12 +48,16 @@ class FieldIndex:
         self.prefixes = tuple(lit for d in prefix.values() for lit in d)
         self.suffixes = tuple(lit for d in suffix.values() for lit in d)
         self.auto: Optional[object] = None
+        self.runs: Optional[re.Pattern] = None
+        self.squeezed = ""
         if contains:
-            auto = ahocorasick.Automaton()
-            for lit, idx in contains.items():
-                auto.add_word(lit, frozenset(idx))
-            auto.make_automaton()
-            self.auto = auto
+            self.auto = automaton(contains)
+            # The automaton reports every occurrence: in a run of one character longer than the
+            # longest literal (9,000 "A"s against a buffer-overflow rule's "AAAA…"), one per
+            # position. Such a run holds exactly the literals that run cut to that length holds.
+            longest = max(map(len, contains))
+            self.runs = re.compile(r"(.)\1{%d,}" % longest, re.S)
+            self.squeezed = "\\1" * longest
         self.memo: dict = {}
         self.chars = 0  # of the values in memo
 
@@ -65,7 +72,7 @@ class FieldIndex:
         if got is None:
             out = set()
             self.candidates(value.lower(), out)
-            got = frozenset(out) if out else _NONE
+            got = frozenset(out) if out else NONE
             n = len(value)
             if n <= MEMO_CHARS // 4:  # a huge value alone would empty the memo
                 # Full: forget everything (no per-lookup bookkeeping, unlike an LRU; the working
@@ -101,6 +108,8 @@ class FieldIndex:
                 if got:
                     out |= got
         if self.auto is not None:
+            if n > SQUEEZE_FROM:
+                low = self.runs.sub(self.squeezed, low)
             for _, idx in self.auto.iter(low):
                 out |= idx
 
@@ -109,10 +118,15 @@ def _frozen(d: dict) -> dict:
     return {k: frozenset(v) for k, v in d.items()}
 
 
-def build(rules: list, getter) -> dict:
+def build(rules: list, getter, alias: Optional[dict] = None) -> dict:
     """{dataset: (rules always evaluated, ((read field, FieldIndex), ...))} for compiled rules
-    (each with ``datasets`` and ``needs``); ``getter(field)`` reads a field (None: the raw text)."""
+    (each with ``datasets`` and ``needs``); ``getter(field)`` reads a field (None: the raw text).
+
+    ``alias`` ({field: other}): for events on which ``field`` reads the same value as ``other``,
+    ``field``'s literals are indexed under ``other``, so the value is read and looked up once;
+    only the datasets this changes are returned."""
     per: dict = {}
+    aliased: set = set()
     for i, r in enumerate(rules):
         for ds in r.datasets:
             always, fields = per.setdefault(ds, ([], {}))
@@ -120,6 +134,9 @@ def build(rules: list, getter) -> dict:
                 always.append(i)
                 continue
             for field, how, lit in r.needs:
+                if alias and field in alias:
+                    field = alias[field]
+                    aliased.add(ds)
                 fields.setdefault(field, []).append((how, lit, i))
     return {ds: (tuple(always), tuple((getter(f), FieldIndex(n)) for f, n in fields.items()))
-            for ds, (always, fields) in per.items()}
+            for ds, (always, fields) in per.items() if alias is None or ds in aliased}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from typing import Optional
 
@@ -34,6 +33,8 @@ class CompileError(Exception):
 
 def compile_files(paths: list) -> list:
     """compile_rules.py's answer for ``paths``, from a child process."""
+    import subprocess  # only when the compiled rules are not cached: not on every start
+
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(x for x in (_ROOT, os.environ.get("PYTHONPATH")) if x))
     # -P: never the working directory first on the path (a stray ./agent would shadow ours).
     r = subprocess.run([sys.executable, "-P", "-m", "agent.pipeline.detections.sigma.compile_rules"],
@@ -56,7 +57,7 @@ def _walk(dirs: list) -> tuple:
 
 
 class Compiled:
-    __slots__ = ("meta", "match", "getters", "datasets", "needs", "path", "raw")
+    __slots__ = ("meta", "match", "cond", "getters", "datasets", "needs", "path", "raw")
 
     def __init__(self, form: dict, path: str):
         category, service = form["source"]
@@ -64,14 +65,19 @@ class Compiled:
         self.meta = RuleMeta(m["id"], m["name"], m["description"], "sigma", m["level"], m["techniques"],
                              m["tactics"], reference=m["reference"], tags=m["tags"], author=m["author"],
                              license=LICENSE)
-        cond = form["cond"]
-        self.match = E.build(cond)
+        cond = self.cond = form["cond"]
+        # The evaluator is built when an event first meets the rule: most rules never do in a run.
+        self.match = self._build
         self.getters = {name: F.getter(category, service, name) for name in E.fields_used(cond, set())}
         self.datasets = F.datasets(category, service)
         self.needs = E.needs(cond)
         self.path = path
         # Keywords of a rule written for auditd's log search its raw records (event.original).
         self.raw = service == "auditd" and E.uses_text(cond)
+
+    def _build(self, ev) -> bool:
+        self.match = E.build(self.cond)
+        return self.match(ev)
 
 
 class SigmaRuleSet:
@@ -131,37 +137,47 @@ class SigmaRuleSet:
             self.getters.update(r.getters)
         # The datasets whose events must carry their raw records to this stage.
         self.raw_datasets = frozenset(ds.split(":")[0] for r in self.rules if r.raw for ds in r.datasets)
-        self.by_dataset = index.build(self.rules, lambda f: F.raw_text if f is None else self.getters[f])
+        self.getters.setdefault(F.COMMAND_LINE, F.getter("process_creation", None, F.COMMAND_LINE))
+        reader = lambda f: F.raw_text if f is None else self.getters[f]  # noqa: E731
+        self.by_dataset = index.build(self.rules, reader)
+        # Execs whose raw text is their command line: keywords and CommandLine in one index.
+        self.exec_by_dataset = {**self.by_dataset,
+                                **index.build(self.rules, reader, alias={None: F.COMMAND_LINE})}
 
-    def _keys(self, doc: dict) -> list:
-        ev = doc["event"]
-        ds = ev.get("dataset", "")
+    def _keys(self, doc: dict, ev: dict, ds: str) -> tuple:
         if ds in F.NET_DATASETS and not (doc.get("destination") or {}).get("ip"):
             # A unix-socket connect is not a Sigma network_connection (Sysmon's are TCP/UDP):
             # "not DestinationIp: 127.0.0.1" would match every one of them.
-            return [ds + ":local"]
-        keys = [ds]
+            return (ds + ":local",)
         if ev.get("module") == "journald":
-            keys += [F.JOURNAL_ANY, "journald:" + str(get(doc, "process", "name") or "").lower()]
-        return keys
+            return ds, F.JOURNAL_ANY, "journald:" + str(get(doc, "process", "name") or "").lower()
+        return (ds,)
 
     def match(self, doc: dict) -> list:
-        cands: set = set()
-        for key in self._keys(doc):
-            entry = self.by_dataset.get(key)
+        ev = doc["event"]
+        table = self.exec_by_dataset if F.text_is_command_line(doc) else self.by_dataset
+        cands: frozenset = index.NONE  # grown only by what an event's values bring: mostly nothing
+        for key in self._keys(doc, ev, ev.get("dataset", "")):
+            entry = table.get(key)
             if entry is None:
                 continue
             always, fields = entry
-            cands.update(always)
+            if always:
+                cands = cands.union(always)
             for getter, fi in fields:
                 raw = getter(doc)
                 if raw is None:
                     continue
-                if isinstance(raw, list):
-                    for x in raw:
-                        cands |= fi.of(x)
+                if type(raw) is str:
+                    got = fi.memo.get(raw)  # FieldIndex.of's memo, without the call
+                    if got is None:
+                        got = fi.of(raw)
+                elif isinstance(raw, list):
+                    got = index.NONE.union(*[fi.of(x) for x in raw])
                 else:
-                    cands |= fi.of(raw)
+                    got = fi.of(raw)
+                if got:
+                    cands = cands | got
         if not cands:
             return []
         ev = E.Event(doc, self.getters, F.raw_text)
