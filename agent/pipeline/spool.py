@@ -61,7 +61,7 @@ class Spool:
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
         self._new_data = threading.Condition(threading.Lock())
-        # The last row read, unpacked: a shipper's next read usually starts inside it.
+        # The last row read, unpacked, when the read stopped inside it: the next read goes on from there.
         self._unpacked: tuple = (0, [])
         os.makedirs(os.path.dirname(path) or ".", mode=0o750, exist_ok=True)
         self._db = self._open()
@@ -236,11 +236,12 @@ class Spool:
             cached_seq, parts = self._unpacked
             if cached_seq != seq:
                 parts = unpack(body)
-                self._unpacked = (seq, parts)
             first = seq - n + 1
             skip = max(0, after + 1 - first)
             take = parts[skip:skip + limit - len(out)]
             out.extend(zip(range(first + skip, first + skip + len(take)), take, strict=True))
+            # Kept only when this read stops inside the row, for the next read to go on from.
+            self._unpacked = (seq, parts) if first + skip + len(take) <= seq else (0, [])
         return out
 
     def wait_for_data(self, after: int, timeout: float) -> None:
