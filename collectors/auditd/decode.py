@@ -115,12 +115,14 @@ def value_text(rec: AuditRecord, name: str) -> Optional[str]:
     return None if b is None else bytes_to_text(b)[0]
 
 
-_ARGC = (-1, -1)
+# ``tuple``, not tuple[int, int]: compiled, that would be unboxed and the ``is`` below fail.
+_ARGC: tuple = (-1, -1)
 # ``argc`` -> _ARGC, ``aN`` -> (N, None), ``aN[i]`` -> (N, i): few distinct names.
 _arg_keys = BoundedCache(4096)
 
 
 def _arg_key(name: bytes) -> tuple:
+    k: tuple
     if name == b"argc":
         k = _ARGC
     else:

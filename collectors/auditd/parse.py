@@ -65,9 +65,12 @@ class AuditRecord:
     # ``_body`` is the body text, or (from parse_line) None while ``_enr`` holds the text
     # after the header uncut (body, 0x1d, ENRICHED tail): _split() cuts it on first use.
 
-    def __init__(self, type: str, node: str, time: float, stamp: str, serial: int,
-                 fields: Optional[dict], enriched: Optional[dict], raw: bytes, offset: int = -1,
-                 body: Optional[str] = "", enr: str = ""):
+    # Every argument has a default only for parse_line's ``AuditRecord.__new__(AuditRecord)``
+    # when the module is compiled (setup.py, AGENTD_MYPYC): a compiled class's __new__ runs
+    # __init__ too (pure Python's object.__new__ does not); parse_line then sets every slot.
+    def __init__(self, type: str = "", node: str = "", time: float = 0.0, stamp: str = "",
+                 serial: int = 0, fields: Optional[dict] = None, enriched: Optional[dict] = None,
+                 raw: bytes = b"", offset: int = -1, body: Optional[str] = "", enr: str = ""):
         self.type = type
         self.node = node
         self.time = time
@@ -208,20 +211,20 @@ def _parse_kernel_text(text: str, fields: dict) -> None:
             pairs = _tail_cache.get(tail)
             if pairs is None:
                 try:
-                    pairs = dict([t.split("=", 1) for t in tail.replace('"', "").split()])
+                    pairs = dict([t.split("=", 1) for t in tail.replace('"', "").split()])  # type: ignore[misc]
                 except ValueError:
                     pairs = False
                 _tail_cache.put(tail, pairs)
             if pairs is not False:
                 try:
-                    fields.update([t.split("=", 1) for t in text[:i].replace('"', "").split()])
-                    fields.update(pairs)
+                    fields.update([t.split("=", 1) for t in text[:i].replace('"', "").split()])  # type: ignore[misc]
+                    fields.update(pairs)  # type: ignore[arg-type]
                     return
                 except ValueError:
                     fields.clear()
         else:
             try:
-                fields.update([t.split("=", 1) for t in text.replace('"', "").split()])
+                fields.update([t.split("=", 1) for t in text.replace('"', "").split()])  # type: ignore[misc]
                 return
             except ValueError:
                 fields.clear()
@@ -254,7 +257,9 @@ def _parse_body(body: str, fields: dict) -> None:
         _parse_kv_text(tail, fields, False)
 
 
-def parse_line(line: bytes, offset: int = -1) -> AuditRecord:
+# ``line: object``: anything else than bytes is a ParseError, never a TypeError (compiled,
+# an annotation of bytes would be checked on entry).
+def parse_line(line: object, offset: int = -1) -> AuditRecord:
     global _last_stamp
     try:
         if type(line) is not bytes:
@@ -327,7 +332,9 @@ def parse_line(line: bytes, offset: int = -1) -> AuditRecord:
 _last_stamp: tuple = (None, "", 0.0, 0)
 # First word ``type=T`` -> T, for the types seen (a valid T: not empty, no 0x1d).
 _types = BoundedCache(256)
-_new_record = object.__new__
+# object.__new__ in pure Python; compiled, object.__new__ refuses the class (its own __new__
+# is the one to call).
+_new_record = AuditRecord.__new__
 # The header's second word; groups: stamp (SEC.MSEC:SERIAL), SEC.MSEC, SERIAL.
 _stamp_word = re.compile(r"msg=audit\((([0-9]+\.[0-9]+):([0-9]+))\):", re.ASCII).fullmatch
 

@@ -44,7 +44,7 @@ than ``timeout`` seconds newer than the hole has arrived, or at :meth:`Reassembl
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import ClassVar, Optional
 
 from collectors.auditd.parse import AuditRecord
 
@@ -123,7 +123,7 @@ class _SerialTrack:
     __slots__ = ("expect", "seen", "hole_time", "hole_stamp")
 
     # More missing serials than this at once is not loss but a different counter.
-    MAX_JUMP = 1_000_000
+    MAX_JUMP: ClassVar[int] = 1_000_000
 
     def __init__(self) -> None:
         self.expect: Optional[int] = None
@@ -157,7 +157,7 @@ class _SerialTrack:
         seen = self.seen
         while self.expect in seen:
             seen.discard(self.expect)
-            self.expect += 1
+            self.expect += 1  # type: ignore[operator]
 
     def declare(self, node: str, out: list, now: float, now_stamp: str) -> None:
         """The lowest hole is final: report it and move past it."""
