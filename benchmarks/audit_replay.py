@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/audit_replay.py [--capture FILE] [--runs 5] [--no-sigma]
     .venv/bin/python benchmarks/audit_replay.py --stages [--runs 5]     # collector path, µs/event
     .venv/bin/python benchmarks/audit_replay.py --profile [DIR]         # cProfile of one replay
+    .venv/bin/python benchmarks/audit_replay.py --compiled [--no-sigma]  # + the mypyc build (make compiled)
 
 The capture (default ``data/exec_storm.log.xz``) is decompressed once into a temporary file;
 every side reads that same file, each as a whole process:
@@ -12,7 +13,10 @@ every side reads that same file, each as a whole process:
 * ``agentd+sigma``: the same with a config holding ``[detections] sigma_dirs = rules/sigma``
   (the shipped SigmaHQ set on top of the built-in rules);
 * ``ausearch -i``: ``ausearch -i -if FILE`` (the audit project's interpreting reader);
-* ``ausearch csv``: ``ausearch --format csv -if FILE``.
+* ``ausearch csv``: ``ausearch --format csv -if FILE``;
+* with ``--compiled``, ``agentd compiled``: the default replay with the auditd collector's
+  hot modules compiled by mypyc (``make compiled``: ``.venv/compiled`` first on the path,
+  run from outside the tree, whose directory would otherwise come first).
 
 After one uncounted warm-up run each, the sides run in rounds, each round in a rotated order
 (so that a slow spell of the shared machine hits every side alike). For each side it prints
@@ -22,7 +26,8 @@ one ``BENCH-RESULT {json}`` line with the same figures and the rows of `make ben
 
 ``--stages`` times the collector path in this process, each stage alone over the output of
 the one before (read+split, parse, reassemble, normalize, JSON), least of ``--runs`` each,
-printed in µs per event and per record.
+printed in µs per event and per record; ``--stages --compiled``: the same with the mypyc
+build's modules.
 
 Exit status: 0 measured, 1 a run failed, 2 ausearch is not installed.
 """
@@ -59,9 +64,25 @@ def _decompress(capture: str, tmp: str) -> str:
     return path
 
 
-def _sides(log: str, tmp: str, sigma: bool, before: str = "") -> dict:
-    """name -> (argv, tree it runs in); every side reads ``log``. ``before``: also the
-    default replay of that git revision, checked out into a temporary worktree."""
+COMPILED = os.path.join(REPO, ".venv", "compiled")
+
+
+def compiled_path() -> str:
+    """PYTHONPATH of the compiled build (make compiled), checked: its auditd parser must be
+    the extension module, imported from outside the tree as the benchmark runs it."""
+    path = COMPILED + os.pathsep + REPO
+    probe = subprocess.run([sys.executable, "-c", "import collectors.auditd.parse as m; print(m.__file__)"],
+                           cwd=tempfile.gettempdir(), env=dict(os.environ, PYTHONPATH=path),
+                           capture_output=True, text=True)
+    if probe.returncode != 0 or not probe.stdout.strip().endswith(".so"):
+        raise RuntimeError(f"no compiled build in {COMPILED} (make compiled): {probe.stdout}{probe.stderr}")
+    return path
+
+
+def _sides(log: str, tmp: str, sigma: bool, before: str = "", compiled: str = "") -> dict:
+    """name -> (argv, tree it runs in[, PYTHONPATH]); every side reads ``log``. ``before``:
+    also the default replay of that git revision, checked out into a temporary worktree;
+    ``compiled``: also the default replay on that PYTHONPATH, run in ``tmp``."""
     agentd = [sys.executable, "-m", "agent.app.cli", "replay", "--audit-log", log, "-o", os.path.join(tmp, "out.jsonl")]
     ausearch = shutil.which("ausearch") or "/usr/sbin/ausearch"
     sides = {"agentd": (agentd, REPO)}
@@ -69,6 +90,8 @@ def _sides(log: str, tmp: str, sigma: bool, before: str = "") -> dict:
         tree = os.path.join(tmp, "before")
         subprocess.run(["git", "-C", REPO, "worktree", "add", "--quiet", "--detach", tree, before], check=True)
         sides[f"agentd@{before}"] = (agentd[:-1] + [os.path.join(tmp, "out-before.jsonl")], tree)
+    if compiled:
+        sides["agentd compiled"] = (agentd[:-1] + [os.path.join(tmp, "out-compiled.jsonl")], tmp, compiled)
     if sigma:
         conf = os.path.join(tmp, "sigma.conf")
         with open(conf, "w") as f:
@@ -91,8 +114,8 @@ def _env(tmp: str) -> dict:
 
 def _one(side: tuple, env: dict) -> tuple:
     """(wall seconds, CPU seconds) of one whole process; its stdout goes to /dev/null."""
-    argv, tree = side
-    env = dict(env, PYTHONPATH=tree)
+    argv, tree = side[:2]
+    env = dict(env, PYTHONPATH=side[2] if len(side) > 2 else tree)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     p = subprocess.run(argv, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -104,8 +127,8 @@ def _one(side: tuple, env: dict) -> tuple:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def measure(log: str, tmp: str, runs: int, sigma: bool, before: str = "") -> dict:
-    sides = _sides(log, tmp, sigma, before)
+def measure(log: str, tmp: str, runs: int, sigma: bool, before: str = "", compiled: str = "") -> dict:
+    sides = _sides(log, tmp, sigma, before, compiled)
     try:
         names = list(sides)
         env = _env(tmp)
@@ -152,7 +175,9 @@ def report(capture: str, records: int, events: int, runs: int, s: dict) -> dict:
             print(f"{key:>30}: wall ratio {wall_r}, least-CPU ratio {cpu_r}  (target: <= 1)")
             if "@" in ours:
                 continue  # --before: for the comparison, not a figure of this tree
-            what = "built-in rules" if ours == "agentd" else "built-in + SigmaHQ rules"
+            what = "built-in rules" if ours != "agentd+sigma" else "built-in + SigmaHQ rules"
+            if ours == "agentd compiled":
+                what += ", auditd collector compiled (mypyc)"
             res["table"].append({
                 "figure": f"1 replay: {ours} vs {peer}", "value": s[ours]["wall_s"], "unit": "s",
                 "baseline": s[peer]["wall_s"], "baseline_name": peer, "target": "ratio <= 1",
@@ -160,6 +185,11 @@ def report(capture: str, records: int, events: int, runs: int, s: dict) -> dict:
                         f"vs {s[peer]['cpu_min_s']} s ({records} records, {events} events)",
             })
     return res
+
+
+def _same(a: str, b: str) -> bool:
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        return fa.read() == fb.read()
 
 
 # -- the collector path, stage by stage, in this process ---------------------------------
@@ -225,12 +255,20 @@ def _stage_runs(log: str) -> dict:
     return out
 
 
-def stages(log: str, runs: int) -> dict:
+def stages(log: str, runs: int, compiled: bool = False) -> dict:
     """Least process time of each stage over ``runs`` passes, as `agentd replay` runs the
     GC; per stage µs/event and µs/record. Each stage is timed alone, so a slow spell of
-    the shared machine spoils one figure of one pass, not the differences of all."""
+    the shared machine spoils one figure of one pass, not the differences of all.
+    ``compiled``: the modules of the mypyc build (make compiled)."""
     sys.path.insert(0, REPO)
+    if compiled:
+        compiled_path()
+        sys.path.insert(0, COMPILED)
     from agent.app.replay import quiet_gc
+    from collectors.auditd import parse
+
+    print(f"collector modules from {os.path.dirname(os.path.dirname(parse.__file__))} "
+          f"({'compiled' if parse.__file__.endswith('.so') else 'pure'})")
 
     best = dict.fromkeys(STAGES, float("inf"))
     restore_gc = quiet_gc()
@@ -275,6 +313,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-sigma", action="store_true", help="skip the agentd run with the SigmaHQ set")
     ap.add_argument("--before", default="", metavar="REV",
                     help="also the default replay of git revision REV (before/after in one run)")
+    ap.add_argument("--compiled", action="store_true",
+                    help="also the default replay with the mypyc build (make compiled); output must be identical")
     ap.add_argument("--stages", action="store_true", help="collector path stage by stage, in process")
     ap.add_argument("--profile", nargs="?", const=os.path.join(HERE, "out"), metavar="DIR",
                     help="cProfile one default replay (kept in DIR, default benchmarks/out)")
@@ -282,7 +322,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="audit_replay-") as tmp:
         log = _decompress(a.capture, tmp)
         if a.stages:
-            res = stages(log, a.runs)
+            res = stages(log, a.runs, a.compiled)
             print("BENCH-RESULT " + json.dumps({"collector_stages": res}, sort_keys=True))
             return 0
         if a.profile:
@@ -292,7 +332,9 @@ def main(argv=None) -> int:
             print("ausearch is not installed (Debian: auditd)", file=sys.stderr)
             return 2
         try:
-            times = measure(log, tmp, a.runs, not a.no_sigma, a.before)
+            times = measure(log, tmp, a.runs, not a.no_sigma, a.before, compiled_path() if a.compiled else "")
+            if a.compiled and not _same(os.path.join(tmp, "out.jsonl"), os.path.join(tmp, "out-compiled.jsonl")):
+                raise RuntimeError("the compiled build's output differs from the pure one's")
         except RuntimeError as e:
             print(f"failed: {e}", file=sys.stderr)
             return 1
