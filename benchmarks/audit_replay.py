@@ -14,9 +14,11 @@ every side reads that same file, each as a whole process:
   (the shipped SigmaHQ set on top of the built-in rules);
 * ``ausearch -i``: ``ausearch -i -if FILE`` (the audit project's interpreting reader);
 * ``ausearch csv``: ``ausearch --format csv -if FILE``;
-* with ``--compiled``, ``agentd compiled``: the default replay with the auditd collector's
-  hot modules compiled by mypyc (``make compiled``: ``.venv/compiled`` first on the path,
-  run from outside the tree, whose directory would otherwise come first).
+* ``agentd compiled`` (``--compiled``; by default when ``make compiled`` has built
+  ``.venv/compiled``, ``--no-compiled`` skips it): the default replay with the auditd
+  collector's hot modules compiled by mypyc (``.venv/compiled`` first on the path, run from
+  outside the tree, whose directory would otherwise come first); its output must be the
+  pure replay's, byte for byte.
 
 After one uncounted warm-up run each, the sides run in rounds, each round in a rotated order
 (so that a slow spell of the shared machine hits every side alike). For each side it prints
@@ -313,12 +315,16 @@ def main(argv=None) -> int:
     ap.add_argument("--no-sigma", action="store_true", help="skip the agentd run with the SigmaHQ set")
     ap.add_argument("--before", default="", metavar="REV",
                     help="also the default replay of git revision REV (before/after in one run)")
-    ap.add_argument("--compiled", action="store_true",
-                    help="also the default replay with the mypyc build (make compiled); output must be identical")
+    ap.add_argument("--compiled", action="store_true", default=None,
+                    help="also the default replay with the mypyc build (make compiled; default: when it is "
+                         "built); output must be identical")
+    ap.add_argument("--no-compiled", dest="compiled", action="store_false", help="not the mypyc build")
     ap.add_argument("--stages", action="store_true", help="collector path stage by stage, in process")
     ap.add_argument("--profile", nargs="?", const=os.path.join(HERE, "out"), metavar="DIR",
                     help="cProfile one default replay (kept in DIR, default benchmarks/out)")
     a = ap.parse_args(argv)
+    if a.compiled is None:
+        a.compiled = not a.stages and os.path.exists(os.path.join(COMPILED, ".built"))
     with tempfile.TemporaryDirectory(prefix="audit_replay-") as tmp:
         log = _decompress(a.capture, tmp)
         if a.stages:
