@@ -123,10 +123,11 @@ class Spool:
         """
         # ts is the spool time: "oldest unshipped" measures how long events wait here.
         now = time.time()
-        bodies = [e.to_json() if isinstance(e, Event) else dumps(e) for e in events]
-        # Compressed outside the lock (zlib releases the GIL): shippers read meanwhile.
-        rows = [(len(bodies[i:i + ROW_EVENTS]), pack(bodies[i:i + ROW_EVENTS]))
-                for i in range(0, len(bodies), ROW_EVENTS)]
+        # Serialized straight into the compressor, outside the lock (shippers read meanwhile):
+        # the batch's JSON never exists whole, at the moment the collector holds its events.
+        rows = [(len(events[i:i + ROW_EVENTS]),
+                 pack(e.to_json() if isinstance(e, Event) else dumps(e) for e in events[i:i + ROW_EVENTS]))
+                for i in range(0, len(events), ROW_EVENTS)]
         size = sum(len(b) for _, b in rows)
         with self._lock:
             if self._closed:
