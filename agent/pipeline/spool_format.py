@@ -48,7 +48,22 @@ def pack(bodies: Iterable[bytes]) -> bytes:
 
 
 def unpack(body: bytes) -> list:
-    return zlib.decompress(body).split(b"\n")
+    """The events' JSON, inflated 64 KB at a time: the row's whole text never exists at once
+    beside the events split from it."""
+    d = zlib.decompressobj()
+    parts: list = []
+    tail = b""
+    data = body
+    while not d.eof:
+        chunk = d.decompress(data, 65536)
+        data = d.unconsumed_tail
+        if not chunk and not data and not d.eof:
+            raise zlib.error("a spool row ends before its compressed stream does")
+        lines = (tail + chunk).split(b"\n")
+        tail = lines.pop()
+        parts.extend(lines)
+    parts.append(tail)
+    return parts
 
 
 def upgrade(conn: sqlite3.Connection) -> int:

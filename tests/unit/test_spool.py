@@ -8,11 +8,14 @@ import base64
 import os
 import sqlite3
 import threading
+import zlib
+
+import pytest
 
 from agent.base.events import Event, HostInfo, base_doc, loads, make_event_id
 from agent.base.gaps import gap_doc
 from agent.pipeline.spool import Spool
-from agent.pipeline.spool_format import ROW_EVENTS
+from agent.pipeline.spool_format import ROW_EVENTS, pack, unpack
 from tests.system import spool_bytes
 
 HOST = HostInfo("h", "hid")
@@ -210,3 +213,10 @@ def test_an_empty_spool_takes_a_write_bigger_than_its_cap(tmp_path):
     s = Spool(str(tmp_path / "spool.db"), max_bytes=100_000, policy="block")
     assert s.write("audit", [ev(1, pad=300_000)], {"offset": 1}, threading.Event())
     assert s.stats([])["bytes"] > 100_000 and s.position("audit") == {"offset": 1}
+
+
+def test_rows_unpack_whatever_their_events_sizes_and_a_truncated_row_is_an_error(tmp_path):
+    bodies = [b"a" * 300_000, b"", b"b" * 5, b"c" * 200_000]  # events across the 64 KB steps
+    assert unpack(pack(bodies)) == bodies and unpack(pack([b"x"])) == [b"x"]
+    with pytest.raises(zlib.error):
+        unpack(pack(bodies)[:500])
