@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from tests.system import spool_bytes
 from tests.system.agentd_proc import AgentProc, args_of
 
 pytestmark = pytest.mark.stack
@@ -54,8 +55,11 @@ def test_typed_and_passed_secrets_are_masked_everywhere(stack, ssh_session, tmp_
     files = [p for p in glob.glob(os.path.join(str(tmp_path), "**", "*"), recursive=True) if os.path.isfile(p)]
     assert any(p.endswith("spool.db") for p in files)
     for path in files:
-        with open(path, "rb") as f:
-            data = f.read()
+        if "spool.db" in os.path.basename(path):
+            data = spool_bytes.readable(path)  # its rows are compressed: their text too
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
         assert pw.encode() not in data, f"password found in {path}"
         assert token.encode() not in data, f"token found in {path}"
         assert pw.encode().hex().encode() not in data.lower(), f"hex password found in {path}"
