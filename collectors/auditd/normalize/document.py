@@ -21,6 +21,7 @@ from typing import Optional
 from agent.base.events import HostInfo, add_related, base_doc, make_event_id, tty_device
 from collectors.auditd import decode
 from collectors.auditd.names import NameCache, enriched_name
+from collectors.auditd.parse import AuditRecord
 from collectors.auditd.reassemble import AuditEvent
 
 __all__ = ["Documents", "record_data", "outcome_of", "res_outcome", "valid_ip", "syscall_by_number",
@@ -64,7 +65,7 @@ class Documents:
             doc["auditd"] = {"node": ev.node}
         return doc
 
-    def user_of(self, rec, field: str, enriched_key: str, users: Optional[list] = None) -> Optional[dict]:
+    def user_of(self, rec: AuditRecord, field: str, enriched_key: str, users: Optional[list] = None) -> Optional[dict]:
         """``{"id", "name"?}`` of a uid-like field (ENRICHED name, else the local one), the
         name also into ``users`` when given; None when the record has no such field."""
         d = _id_name(rec, field, enriched_key, self.names.user)
@@ -72,10 +73,10 @@ class Documents:
             users.append(d["name"])
         return d
 
-    def group_of(self, rec, field: str, enriched_key: str) -> Optional[dict]:
+    def group_of(self, rec: AuditRecord, field: str, enriched_key: str) -> Optional[dict]:
         return _id_name(rec, field, enriched_key, self.names.group)
 
-    def add_identity(self, doc: dict, rec, users: list) -> None:
+    def add_identity(self, doc: dict, rec: AuditRecord, users: list) -> None:
         """user.* (uid), user.effective.* (euid), group.* (gid), agentd.user.audit.* (auid), ses."""
         user = self.user_of(rec, "uid", "UID", users) or {}
         eff = self.user_of(rec, "euid", "EUID", users)
@@ -91,7 +92,7 @@ class Documents:
         if g is not None:
             doc["group"] = g
 
-    def add_audit_ids(self, doc: dict, rec, users: list) -> None:
+    def add_audit_ids(self, doc: dict, rec: AuditRecord, users: list) -> None:
         """agentd.user.audit.* (auid: ECS has no login uid; the process tree puts the login
         user on process.entry_leader.user), auditd.session."""
         a = self.user_of(rec, "auid", "AUID", users)
@@ -151,7 +152,7 @@ class Documents:
         return proc
 
 
-def _id_name(rec, field: str, enriched_key: str, lookup) -> Optional[dict]:
+def _id_name(rec: AuditRecord, field: str, enriched_key: str, lookup) -> Optional[dict]:
     v = rec.fields.get(field)
     if v is None:
         return None
@@ -225,7 +226,7 @@ def syscall_name(rec) -> str:
     return syscall_by_number(rec.fields.get("arch", ""), rec.fields.get("syscall", ""))
 
 
-def title_text(rec) -> Optional[str]:
+def title_text(rec: AuditRecord) -> Optional[str]:
     """process.title from a PROCTITLE record."""
     title = decode.proctitle(rec)
     if title is None:
@@ -278,7 +279,7 @@ def put_tty(doc: dict, proc: dict, tty: str) -> None:
     doc.setdefault("agentd", {}).setdefault("process", {})["tty"] = {"name": tty}
 
 
-def key_tags(rec) -> tuple:
+def key_tags(rec: AuditRecord) -> tuple:
     """Rule keys: ``key="exec"``, or several keys hex-encoded and joined by 0x01."""
     if "key" not in rec.fields:
         return ()

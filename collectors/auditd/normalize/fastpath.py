@@ -36,6 +36,8 @@ from collectors.auditd.normalize.document import (
     syscall_by_number,
     title_text,
 )
+from collectors.auditd.parse import AuditRecord
+from collectors.auditd.reassemble import AuditEvent
 
 _HEAD = re.compile(
     r"arch=([0-9a-f]+) syscall=([0-9]+) success=(yes|no) exit=(-?[0-9]+) a0=[0-9a-f]+ "
@@ -63,7 +65,7 @@ def _copy_user(user: dict) -> dict:
     return u
 
 
-def _cached(rec, fn, cache: BoundedCache):
+def _cached(rec: AuditRecord, fn, cache: BoundedCache):
     """fn(rec) cached by the record's text after its header (when that is sound)."""
     key = rec.text_after_header()
     if key is None:
@@ -74,7 +76,7 @@ def _cached(rec, fn, cache: BoundedCache):
     return hit
 
 
-def _cwd(rec):
+def _cwd(rec: AuditRecord):
     return decode.value_text(rec, "cwd")
 
 
@@ -83,7 +85,7 @@ class FastPath:
         self.docs = docs
         self._tails = BoundedCache(_MAX)  # SYSCALL tail -> its cached values (False: not this shape)
 
-    def _tail_info(self, sc):
+    def _tail_info(self, sc: AuditRecord):
         """(head match, cached tail values) or None when the fast path does not apply."""
         body = sc.text_after_header()
         if body is None:
@@ -114,7 +116,7 @@ class FastPath:
             return None
         return m, info
 
-    def build(self, ev) -> Optional[dict]:
+    def build(self, ev: AuditEvent) -> Optional[dict]:
         recs = ev.records
         sc = recs[0]
         if sc.type != "SYSCALL":
@@ -189,5 +191,5 @@ class FastPath:
         return finish(doc, users, (), tags)
 
 
-def _exec_args1(rec) -> tuple:
+def _exec_args1(rec: AuditRecord) -> tuple:
     return exec_args([rec])
