@@ -1,9 +1,10 @@
 """The detection stage: every event after redaction and the session join, before the spool.
 
 Rules are routed by ``event.dataset`` so an event meets only the rules that can
-match it. Each match becomes an alert unless the same rule already alerted for the
-same session (or source) within the throttle window; swallowed matches are counted
-into the next alert. Rule state (windows, what was seen) and the throttle table are
+match it; an exec or typed lines meet only those their gates let through (gate.py).
+Each match becomes an alert unless the same rule already alerted for the same session
+(or source) within the throttle window; swallowed matches are counted into the next
+alert. Rule state (windows, what was seen) and the throttle table are
 bounded, saved in the spool database with the batch, and loaded at start, so a
 restart or a SIGHUP reload loses neither.
 """
