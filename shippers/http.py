@@ -13,7 +13,7 @@ import gzip
 import logging
 import ssl
 import time
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 import httpx
 import orjson
@@ -168,7 +168,13 @@ def chunks(sizes: list, max_events: int, max_bytes: int) -> list:
 
 def get_path(doc: Any, dotted: str) -> Any:
     """Value at an ECS dotted path in nested objects (``session.user``), or None."""
-    for part in dotted.split("."):
+    return walk(doc, dotted.split("."))
+
+
+def walk(doc: Any, keys: Iterable[str]) -> Any:
+    """get_path with the path already split (a shipper that reads the same paths in every
+    event splits them once)."""
+    for part in keys:
         if not isinstance(doc, dict):
             return None
         doc = doc.get(part)
