@@ -129,9 +129,10 @@ class Spool:
         now = time.time()
         # Serialized straight into the compressor, outside the lock (shippers read meanwhile):
         # the batch's JSON never exists whole, at the moment the collector holds its events.
-        rows = [(len(events[i:i + ROW_EVENTS]),
-                 pack(e.to_json() if isinstance(e, Event) else dumps(e) for e in events[i:i + ROW_EVENTS]))
-                for i in range(0, len(events), ROW_EVENTS)]
+        rows = []
+        for i in range(0, len(events), ROW_EVENTS):
+            chunk = events[i:i + ROW_EVENTS]
+            rows.append((len(chunk), pack(e.to_json() if isinstance(e, Event) else dumps(e) for e in chunk)))
         size = sum(len(b) for _, b in rows)
         with self._lock:
             if self._closed:
