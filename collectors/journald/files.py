@@ -125,6 +125,11 @@ def journal_files(dirs: Iterable[str]) -> List[str]:
     return sorted(out)
 
 
+def active_files(dirs: Iterable[str]) -> List[str]:
+    """The active files (journald appends to them) in these directories."""
+    return [p for p in journal_files(dirs) if is_active(os.path.basename(p))]
+
+
 def active_set(dirs: Iterable[str]) -> frozenset:
     """(path, inode) of every active file: a rotation (same name, new inode) or a new
     user's journal changes it."""

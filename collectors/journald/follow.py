@@ -59,7 +59,7 @@ class Follower:
         self.close()
         self.entries = 0
         dirs = jfiles.journal_dirs(self._journal_dir)
-        active = [p for p in jfiles.journal_files(dirs) if jfiles.is_active(os.path.basename(p))]
+        active = jfiles.active_files(dirs)
         # Read before the snapshot and the file list: every entry below this mark is
         # then in a file the reader opens, or in one the snapshot check will notice.
         self._pending = jfiles.newest_mark(active)
@@ -82,8 +82,7 @@ class Follower:
 
     def active_files(self) -> List[str]:
         """The active files as they are now (opening them alone costs a few MB)."""
-        dirs = jfiles.journal_dirs(self._journal_dir)
-        return [p for p in jfiles.journal_files(dirs) if jfiles.is_active(os.path.basename(p))]
+        return jfiles.active_files(jfiles.journal_dirs(self._journal_dir))
 
     def resume(self, cursor: Optional[str]) -> None:
         """Reopen and place the reader right after ``cursor``'s entry, which the new file
