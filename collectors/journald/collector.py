@@ -112,7 +112,9 @@ class JournaldCollector(Collector):
         """The newest entry's cursor, whatever its program: where a first run with
         start_at = end starts (it then reads what follows it). The active files hold it;
         just after a rotation they may hold nothing yet, then the whole journal is asked."""
-        for files in (follow.active_files(), follow.active_files(), None):
+        for attempt in range(3):
+            # listed at each attempt: a retry after a rotation lists the new files
+            files = follow.active_files() if attempt < 2 else None
             if files == []:
                 continue
             try:
