@@ -24,18 +24,14 @@ import httpx
 import orjson
 
 from agent import __version__
+from agent.base.docpath import get_path
 from agent.base.options import Option
-from shippers.base import SendResult, Shipper
+from shippers.base import SendResult
 from shippers.http import (
-    GZIP_LEVEL,
     TLS_OPTIONS,
-    ConditionLog,
-    build_client,
-    check_tls_conf,
+    BatchShipper,
     chunks,
-    compress,
     describe_exception,
-    get_path,
     gzip_level_option,
     parse_retry_after,
     short_body,
@@ -74,11 +70,9 @@ def api_key_header(api_key: str) -> str:
     return f"ApiKey {api_key}"
 
 
-class ElasticsearchShipper(Shipper):
+class ElasticsearchShipper(BatchShipper):
     type_name = "elasticsearch"
     description = "send events to Elasticsearch data streams with the _bulk API"
-    logs_conditions = True  # the worker leaves the ERROR lines of send() to us
-    takes_raw = True
     options = {
         "url": Option("url", None, "Elasticsearch URL, e.g. https://es.example.com:9200", required=True),
         "username": Option("str", "", "basic-auth user; empty = no basic auth"),
@@ -98,10 +92,9 @@ class ElasticsearchShipper(Shipper):
         "timeout": timeout_option("30s"),
         **TLS_OPTIONS,
     }
-    transport: Optional[httpx.BaseTransport] = None  # test seam; a constructor kwarg wins
 
     def __init__(self, name: str, conf: dict, context=None, transport: Optional[httpx.BaseTransport] = None):
-        super().__init__(name, conf, context)
+        super().__init__(name, conf, context, transport)
         headers = {"Content-Type": "application/x-ndjson", "Accept": "application/json",
                    "User-Agent": f"agentd/{__version__}"}
         if conf.get("api_key"):
@@ -109,17 +102,15 @@ class ElasticsearchShipper(Shipper):
         elif conf.get("username"):
             cred = f"{conf['username']}:{_reveal(conf.get('password') or '')}".encode()
             headers["Authorization"] = f"Basic {base64.b64encode(cred).decode()}"
-        self.client = build_client(conf, base_url=conf["url"], headers=headers,
-                                   transport=transport or self.transport)
+        self.connect(conf["url"], headers)
         self.namespace = conf.get("data_stream_namespace") or "default"
         self.pattern = conf.get("data_stream_pattern") or "logs-{dataset}-{namespace}"
         self._names: dict = {}
-        self.condition = ConditionLog(f"shipper:{name}")
         self.stats = {"posts": 0, "splits": 0}
 
     @classmethod
     def validate_conf(cls, conf: dict) -> list:
-        errors = check_tls_conf(conf)
+        errors = super().validate_conf(conf)
         if conf.get("password") and not conf.get("username"):
             errors.append(("password", "password is set but username is not; set both"))
         if conf.get("api_key") and conf.get("username"):
@@ -166,14 +157,8 @@ class ElasticsearchShipper(Shipper):
         work = deque([idxs])
         while work:
             cur = work.popleft()
-            body = b"".join(lines[i] for i in cur)
-            headers = {}
-            if self.conf.get("gzip", True):
-                body = compress(body, self.conf.get("gzip_level") or GZIP_LEVEL)
-                headers["Content-Encoding"] = "gzip"
-            self.stats["posts"] += 1
             try:
-                resp = self.client.post("/_bulk", content=body, headers=headers)
+                resp = self.post("/_bulk", b"".join(lines[i] for i in cur))
             except httpx.HTTPError as e:
                 return self._stop(cur, work, out, f"Elasticsearch {describe_exception(e)}", None)
             st = resp.status_code
@@ -254,9 +239,6 @@ class ElasticsearchShipper(Shipper):
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return False, "GET / did not return Elasticsearch cluster information"
         return True, f"Elasticsearch {version}, cluster {cluster}"
-
-    def close(self) -> None:
-        self.client.close()
 
 
 def _reveal(v) -> str:

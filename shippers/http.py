@@ -13,14 +13,15 @@ import gzip
 import logging
 import ssl
 import time
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import httpx
 import orjson
 
-from agent.base.conditions import ConditionLog  # noqa: F401 - shippers import it from here
+from agent.base.conditions import ConditionLog
 from agent.base.events import parse_rfc3339
 from agent.base.options import Option
+from shippers.base import Shipper
 
 log = logging.getLogger("agentd.ship")
 
@@ -100,6 +101,45 @@ def compress(body: bytes, level: int = GZIP_LEVEL) -> bytes:
     return gzip.compress(body, compresslevel=level, mtime=0)
 
 
+class HttpShipper(Shipper):
+    """A shipper that POSTs over one httpx client: the test seam, the client, TLS checks,
+    the once-per-condition ERROR log, gzip bodies, close()."""
+
+    transport: Optional[httpx.BaseTransport] = None  # test seam; a constructor kwarg wins
+
+    def __init__(self, name: str, conf: dict, context=None, transport: Optional[httpx.BaseTransport] = None):
+        super().__init__(name, conf, context)
+        self._transport = transport or self.transport
+        self.condition = ConditionLog(f"shipper:{name}")
+
+    def connect(self, base_url: str, headers: dict, max_connections: int = 4) -> None:
+        self.client = build_client(self.conf, base_url=base_url, headers=headers, transport=self._transport,
+                                   max_connections=max_connections)
+
+    def post(self, path: str, body: bytes) -> httpx.Response:
+        """POST a body, gzipped unless the config turns gzip off; counted in stats["posts"]."""
+        headers = {}
+        if self.conf.get("gzip", True):
+            body = compress(body, self.conf.get("gzip_level") or GZIP_LEVEL)
+            headers["Content-Encoding"] = "gzip"
+        self.stats["posts"] += 1
+        return self.client.post(path, content=body, headers=headers)
+
+    @classmethod
+    def validate_conf(cls, conf: dict) -> list:
+        return check_tls_conf(conf)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class BatchShipper(HttpShipper):
+    """An HTTP shipper that POSTs batches of the spool's serialized events (HEC, _bulk)."""
+
+    logs_conditions = True  # the worker leaves the ERROR lines of send() to us
+    takes_raw = True
+
+
 def parse_retry_after(value: Optional[str], now: Optional[float] = None, cap: float = 3600.0) -> Optional[float]:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date, RFC 9110).
 
@@ -164,21 +204,6 @@ def chunks(sizes: list, max_events: int, max_bytes: int) -> list:
     if cur:
         out.append(cur)
     return out
-
-
-def get_path(doc: Any, dotted: str) -> Any:
-    """Value at an ECS dotted path in nested objects (``session.user``), or None."""
-    return walk(doc, dotted.split("."))
-
-
-def walk(doc: Any, keys: Iterable[str]) -> Any:
-    """get_path with the path already split (a shipper that reads the same paths in every
-    event splits them once)."""
-    for part in keys:
-        if not isinstance(doc, dict):
-            return None
-        doc = doc.get(part)
-    return doc
 
 
 def epoch(ts: object) -> Optional[float]:

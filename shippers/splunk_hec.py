@@ -43,25 +43,20 @@ import httpx
 import orjson
 
 from agent import __version__
+from agent.base.docpath import get, get_path
 from agent.base.options import Option
-from shippers.base import SendResult, Shipper
+from shippers.base import SendResult
 from shippers.http import (
-    GZIP_LEVEL,
     TLS_OPTIONS,
-    ConditionLog,
-    build_client,
-    check_tls_conf,
+    BatchShipper,
     chunks,
-    compress,
     describe_exception,
     epoch,
-    get_path,
     gzip_level_option,
     json_body,
     parse_retry_after,
     short_body,
     timeout_option,
-    walk,
 )
 
 EVENT_PATH = "/services/collector/event"
@@ -91,11 +86,9 @@ def indexed_value(v: object) -> object:
     return orjson.dumps(v).decode()
 
 
-class SplunkHecShipper(Shipper):
+class SplunkHecShipper(BatchShipper):
     type_name = "splunk_hec"
     description = "send events to a Splunk HTTP Event Collector"
-    logs_conditions = True  # the worker leaves the ERROR lines of send() to us
-    takes_raw = True
     options = {
         "url": Option("url", None, "HEC base URL, e.g. https://splunk.example.com:8088", required=True),
         "token": Option("str", None, "HEC token (or token_file = /path)", required=True, secret=True),
@@ -118,10 +111,9 @@ class SplunkHecShipper(Shipper):
         "timeout": timeout_option(),
         **TLS_OPTIONS,
     }
-    transport: Optional[httpx.BaseTransport] = None  # test seam; a constructor kwarg wins
 
     def __init__(self, name: str, conf: dict, context=None, transport: Optional[httpx.BaseTransport] = None):
-        super().__init__(name, conf, context)
+        super().__init__(name, conf, context, transport)
         base = re.sub(r"/services/collector(/event(/1\.0)?|/raw(/1\.0)?)?/*$", "", conf["url"].rstrip("/"))
         self.channel = conf.get("channel") or self._default_channel()
         token = conf["token"]
@@ -129,13 +121,12 @@ class SplunkHecShipper(Shipper):
                    "Content-Type": "application/json", "User-Agent": f"agentd/{__version__}"}
         if conf.get("use_ack"):
             headers["X-Splunk-Request-Channel"] = self.channel
-        self.client = build_client(conf, base_url=base, headers=headers, transport=transport or self.transport)
+        self.connect(base, headers)
         self.use_ack = bool(conf.get("use_ack"))
         self.ack_timeout = float(conf.get("ack_timeout") or 120.0)
         self._acks: dict = {}  # ackId -> (posted at, [event keys])
         self._key_ack: dict = {}  # event key -> ackId
         self._acked: dict = {}  # event key -> when its ack turned true (until the pipeline asks)
-        self.condition = ConditionLog(f"shipper:{name}")
         self._warned_no_ack = False
         self.stats = {"posts": 0, "acks_timed_out": 0}
         self._env = self._envelope()
@@ -147,10 +138,6 @@ class SplunkHecShipper(Shipper):
         if host is not None and getattr(host, "id", ""):
             return str(uuid.uuid5(uuid.NAMESPACE_URL, f"agentd:{host.id}:{self.name}"))
         return str(uuid.uuid4())
-
-    @classmethod
-    def validate_conf(cls, conf: dict) -> list:
-        return check_tls_conf(conf)
 
     # -- encoding -------------------------------------------------------------
 
@@ -175,13 +162,13 @@ class SplunkHecShipper(Shipper):
         t = epoch(doc.get("@timestamp"))
         if t is not None:
             parts += (b'"time":', orjson.dumps(t), b",")
-        host = walk(doc, host_path)
+        host = get(doc, *host_path)
         if isinstance(host, str) and host:
             parts += (b'"host":', orjson.dumps(host), b",")
         parts.append(fixed)
         fields = {}
         for path, keys in field_paths:
-            v = walk(doc, keys)
+            v = get(doc, *keys)
             if v is not None:
                 v = indexed_value(v)
                 if v not in (None, [], ""):
@@ -242,21 +229,13 @@ class SplunkHecShipper(Shipper):
             self.condition.clear()
         return out
 
-    def _post(self, body: bytes):
-        headers = {}
-        if self.conf.get("gzip", True):
-            body = compress(body, self.conf.get("gzip_level") or GZIP_LEVEL)
-            headers["Content-Encoding"] = "gzip"
-        self.stats["posts"] += 1
-        return self.client.post(EVENT_PATH, content=body, headers=headers)
-
     def _ship(self, idxs: list, payloads: dict, keys: list, out: SendResult, waiting: list) -> bool:
         """POST ``idxs`` (splitting as the answers require); False = stop sending for now."""
         work = deque([idxs])
         while work:
             cur = work.popleft()
             try:
-                resp = self._post(b"\n".join(payloads[i] for i in cur))
+                resp = self.post(EVENT_PATH, b"\n".join(payloads[i] for i in cur))
             except httpx.HTTPError as e:
                 out.retry.extend(cur)
                 out.error = f"HEC {describe_exception(e)}"
@@ -413,6 +392,4 @@ class SplunkHecShipper(Shipper):
             return False, f"HEC {pb.get('text')}: {CONFIG_CODES[pb['code']]}"
         return True, f"HEC healthy ({body.get('text', 'ok')}), token accepted"
 
-    def close(self) -> None:
-        self.client.close()
 

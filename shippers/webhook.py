@@ -15,14 +15,13 @@ import httpx
 import orjson
 
 from agent import __version__
+from agent.base.docpath import get_path
 from agent.base.options import Option
-from shippers.base import SendResult, Shipper
+from shippers.base import SendResult
 from shippers.http import (
     TLS_OPTIONS,
-    build_client,
-    check_tls_conf,
+    HttpShipper,
     describe_exception,
-    get_path,
     parse_retry_after,
     short_body,
     timeout_option,
@@ -48,7 +47,7 @@ def text_of(doc: dict) -> str:
     return " | ".join(parts)
 
 
-class WebhookShipper(Shipper):
+class WebhookShipper(HttpShipper):
     type_name = "webhook"
     description = "Webhook: POST each event (by default each alert) as JSON or as a Slack-compatible message"
     default_events = ("alerts",)  # what `events =` left empty means for this shipper
@@ -61,22 +60,16 @@ class WebhookShipper(Shipper):
         "timeout": timeout_option(),
         **TLS_OPTIONS,
     }
-    transport: Optional[httpx.BaseTransport] = None  # test seam
 
     def __init__(self, name: str, conf: dict, context=None, transport: Optional[httpx.BaseTransport] = None):
-        super().__init__(name, conf, context)
+        super().__init__(name, conf, context, transport)
         headers = {"Content-Type": "application/json", "User-Agent": f"agentd/{__version__}"}
         token = conf.get("token")
         if token:
             headers["Authorization"] = f"Bearer {getattr(token, 'reveal', lambda: token)()}"
         self.url = conf["url"]
         self.format = conf.get("format") or "json"
-        self.client = build_client(conf, base_url="", headers=headers, transport=transport or self.transport,
-                                   max_connections=1)
-
-    @classmethod
-    def validate_conf(cls, conf: dict) -> list:
-        return check_tls_conf(conf)
+        self.connect("", headers, max_connections=1)
 
     def _body(self, doc: dict) -> bytes:
         if self.format == "slack":
@@ -110,6 +103,3 @@ class WebhookShipper(Shipper):
     def health(self) -> tuple:
         # No probe: a POST would be a message in someone's channel. Say so.
         return True, f"webhook {self.format} to {httpx.URL(self.url).host}: not probed (a probe would post)"
-
-    def close(self) -> None:
-        self.client.close()

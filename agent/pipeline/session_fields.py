@@ -6,16 +6,9 @@ from __future__ import annotations
 
 from typing import Optional
 
+from agent.base.docpath import get as get  # the stages import it from here
+
 UNSET = ("4294967295", "-1", "", None, "unset")
-
-
-def get(doc: dict, *path):
-    cur = doc
-    for p in path:
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(p)
-    return cur
 
 
 def ses_of(doc: dict) -> Optional[str]:
