@@ -39,7 +39,7 @@ from typing import Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ship_peer import AGENT_CONF, CAPTURE, REPO, TOKEN, Siem, measure, py_spy  # noqa: E402
+from ship_peer import AGENT_CONF, CAPTURE, REPO, TOKEN, Siem, finish, measure, py_spy  # noqa: E402
 
 LIVE_RATE = 1000.0  # events/s: catchup.py's load, target 5's baseline
 
@@ -135,9 +135,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                       f"agent CPU {r['cpu']:.2f} s ({r['cpu_us_per_event']:.0f} us/event), peak RSS "
                       f"{r['rss_peak_mb']:.1f} MB, sink CPU {r['sink_cpu']:.2f} s", flush=True)
     finally:
-        sink.close()
-        if not a.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+        finish(sink, tmp, a.keep)
     out: dict = {"events": a.events, "runs": a.runs, "live_rate": LIVE_RATE}
     for name, runs in res.items():
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}

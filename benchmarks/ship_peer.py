@@ -150,6 +150,13 @@ class Siem:
         self.proc.wait(10)
 
 
+def finish(siem: Siem, tmp: str, keep: bool) -> None:
+    """Stop the sink, and remove the scratch directory unless --keep."""
+    siem.close()
+    if not keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def vm_hwm(pid: int) -> Optional[float]:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -336,9 +343,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                       f"peak RSS {r['rss_peak_mb']:5.1f} MB (sampled {r['rss_sampled_mb']:.1f})  "
                       f"{r['events']} events", flush=True)
     finally:
-        siem.close()
-        if not a.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+        finish(siem, tmp, a.keep)
     out: dict = {"records": records, "runs": a.runs}
     for tool, runs in res.items():
         if not runs:
