@@ -49,7 +49,8 @@ def show_session(state_dir: str, ident: str, out=sys.stdout) -> int:
     labels = {"exec": "ran", "executed": "ran", "typed": "typed", "connected-to": "connect", "session-started": "login",
               "session-ended": "logout", "file-uploaded": "upload", "file-downloaded": "download",
               "events-lost": "LOST", "connection-opened": "connect", "listening": "listen",
-              "file-sent": "send", "file-received": "receive", "file-transferred": "transfer"}
+              "file-sent": "send", "file-received": "receive", "file-transferred": "transfer",
+              "forward-refused": "refused", "forward-failed": "fwd-fail"}
     for _, ts, kind, text in events:
         # One row per entry: a script typed or passed with -c keeps its newlines as \n.
         text = text.replace("\r", "\\r").replace("\n", "\\n")

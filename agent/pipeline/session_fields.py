@@ -88,4 +88,22 @@ def timeline_text(doc: dict) -> str:
                           for x in (get(doc, "keystrokes", "lines") or []))
     if action in ("sudo", "su"):
         return doc.get("message") or get(doc, "process", "command_line") or ""
+    if action in ("forward-refused", "forward-failed"):
+        return forward_text(doc)
     return ""
+
+
+def forward_text(doc: dict) -> str:
+    """A refused or failed sshd forward, as its timeline row: what was asked and what came of it."""
+    fwd = get(doc, "sshd", "forward") or {}
+    kind = fwd.get("type")
+    if kind == "remote-forward":
+        listen = fwd.get("listen") or {}
+        what = f"remote forward (-R) on {listen.get('address', '*')}:{listen.get('port', '?')}"
+    elif kind in ("direct-streamlocal", "remote-streamlocal"):
+        what = f"{'remote ' if kind == 'remote-streamlocal' else ''}forward to socket {fwd.get('path')}"
+    else:
+        what = f"forward to {get(doc, 'destination', 'address')}:{get(doc, 'destination', 'port')}"
+    if doc["event"].get("action") == "forward-failed":
+        return f"{what} failed: {fwd.get('error')}"
+    return f"{what} refused by sshd"

@@ -12,7 +12,7 @@ import logging
 from typing import Optional
 
 from agent.base.events import HostInfo, add_related, base_doc, make_event_id
-from collectors.journald import sftp, sshd, su, sudo, tlog
+from collectors.journald import sftp, sshd, sshd_forward, su, sudo, tlog
 from collectors.journald.common import generic
 
 log = logging.getLogger("agentd.journald")
@@ -92,7 +92,7 @@ class Normalizer:
 
     def _fragment(self, program: str, message: str, fields: dict) -> Optional[dict]:
         if program.startswith("sshd"):
-            return sshd.parse(message, fields)
+            return sshd.parse(message, fields) or sshd_forward.parse(message)
         if program == "sudo":
             return sudo.parse(message, fields)
         if program == "su":

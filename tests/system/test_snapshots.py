@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
 
 import pytest
 
+from tests.stack.forwards import connect_when_up
 from tests.system.agentd_proc import AgentProc
 from tests.system.test_sessions import client_port, fingerprint
 
@@ -70,16 +70,7 @@ def test_through_the_bastion(stack, ssh_session, tmp_path):
     fwd = subprocess.Popen(["ssh", "-F", cfg, "-N", "-L", "15432:127.0.0.2:2222", "jump"],
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                c = socket.create_connection(("127.0.0.1", 15432), timeout=5)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        with c:
+        with connect_when_up(15432) as c:
             assert c.recv(64).startswith(b"SSH-2.0")  # the target's banner, through the bastion
             time.sleep(1.5)  # held open across snapshot scans
     finally:

@@ -16,7 +16,9 @@ from agent.app.session_report.frames import Frame, size_of
 TRANSFER_PROGRAMS = ("scp", "sftp", "rsync", "sftp-server")
 HOP_PROGRAMS = ("ssh", "scp", "sftp", "rsync", "nc", "ncat", "socat", "telnet")
 KNOWN = ("session-started", "session-ended", "exec", "executed", "typed", "connected-to", "connection-opened",
-         "file-uploaded", "file-downloaded", "sudo", "su", "events-lost", "rule-matched")
+         "forward-refused", "forward-failed", "file-uploaded", "file-downloaded", "sudo", "su", "events-lost",
+         "rule-matched")
+FORWARD_MARK = {"forward-refused": "refused", "forward-failed": "failed"}  # tunnels sshd stopped or could not open
 
 
 def _asset(name: str) -> str:
@@ -132,8 +134,8 @@ def session_page(s: dict, timeline, fr: List[Frame]) -> str:
     privileged = [[_clock(r.ts), f"<code>{escape(r.text)}</code>"] for r in timeline
                   if r.kind in ("sudo", "su") or (r.kind in ("exec", "executed") and _program(r.text) in ("sudo", "su"))]
     hops = [[_clock(r.ts), f"<code>{escape(r.text)}</code>",
-             "hop" if any(f"({p})" in r.text for p in HOP_PROGRAMS) else ""]
-            for r in timeline if r.kind in ("connected-to", "connection-opened")]
+             FORWARD_MARK.get(r.kind) or ("hop" if any(f"({p})" in r.text for p in HOP_PROGRAMS) else "")]
+            for r in timeline if r.kind in ("connected-to", "connection-opened") or r.kind in FORWARD_MARK]
     transfers = _rows(timeline, ("file-uploaded", "file-downloaded"),
                       lambda r: "upload" if r.kind == "file-uploaded" else "download")
     transfers += [[_clock(r.ts), "copy command", f"<code>{escape(r.text)}</code>"] for r in timeline

@@ -24,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 
+from tests.stack import forwards  # noqa: E402
 from tests.stack import stack as stackmod  # noqa: E402
 from tests.stack.fixtures import journal_cursor  # noqa: E402
 from tests.stack.session import SSH_BASE, PtyProcess, SshSession, attempt_login, sftp_batch  # noqa: E402
@@ -31,6 +32,7 @@ from tests.stack.session import SSH_BASE, PtyProcess, SshSession, attempt_login,
 MATCHES = ["SYSLOG_IDENTIFIER=sshd", "SYSLOG_IDENTIFIER=sshd-session", "SYSLOG_IDENTIFIER=sudo",
            "SYSLOG_IDENTIFIER=su", "SYSLOG_IDENTIFIER=sftp-server"]
 # __MONOTONIC_TIMESTAMP and the like say nothing a parser needs; the rest is kept as is.
+FWD_USER = "agentd-fwd"  # created and removed by the forward scenarios
 DROP = {"__MONOTONIC_TIMESTAMP", "_SOURCE_MONOTONIC_TIMESTAMP", "_CAP_EFFECTIVE"}
 
 
@@ -139,15 +141,34 @@ def scenarios(info, work: Path):
                                         "rmdir jdir"])
     yield "alice-sftp", sftp, "session closed for local user alice"
 
+    # Forwards sshd refuses or cannot complete (tests/stack/forwards.py): a user of its own,
+    # whose keys' options restrict forwarding.
+    def fwd(run):
+        def go():
+            with forwards.restricted_user(FWD_USER) as keys:
+                run(FWD_USER, keys["nofwd" if run is forwards.refused_local else "open"],
+                    info.jump_host, info.jump_port)
+        return go
+    yield "forward-refused-local", fwd(forwards.refused_local), "refused local port forward"
+    yield ("forward-denied-and-failed", fwd(forwards.denied_and_failed),
+           f"session closed for user {FWD_USER}")
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(Path(__file__).with_name("journal_lines.jsonl")))
+    ap.add_argument("--only", action="append", metavar="SCENARIO",
+                    help="record only this scenario (repeatable), replacing its lines in --out and keeping the rest")
     args = ap.parse_args()
     info = stackmod.up()
     lines = []
+    if args.only and Path(args.out).exists():
+        lines = [x for x in Path(args.out).read_text().splitlines()
+                 if x.strip() and json.loads(x)["scenario"] not in args.only]
     with tempfile.TemporaryDirectory() as tmp:
         for name, run, want in scenarios(info, Path(tmp)):
+            if args.only and name not in args.only:
+                continue
             cursor = journal_cursor()
             run()
             got = settle(cursor, want)

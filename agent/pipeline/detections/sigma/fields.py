@@ -183,7 +183,7 @@ def service_datasets(service: Optional[str]) -> Optional[tuple]:
     if service == "auditd":
         return AUDIT
     if service in ("sshd", "ssh"):
-        return ("sshd.auth", "sshd.log", "sshd.sftp")
+        return ("sshd.auth", "sshd.forward", "sshd.log", "sshd.sftp")
     if service in ("sudo",):
         return ("sudo.command",)
     if service in ("syslog", "auth"):
