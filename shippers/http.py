@@ -103,7 +103,7 @@ def compress(body: bytes, level: int = GZIP_LEVEL) -> bytes:
 
 class HttpShipper(Shipper):
     """A shipper that POSTs over one httpx client: the test seam, the client, TLS checks,
-    the once-per-condition ERROR log, gzip bodies, close()."""
+    the once-per-condition ERROR log, close()."""
 
     transport: Optional[httpx.BaseTransport] = None  # test seam; a constructor kwarg wins
 
@@ -115,15 +115,6 @@ class HttpShipper(Shipper):
     def connect(self, base_url: str, headers: dict, max_connections: int = 4) -> None:
         self.client = build_client(self.conf, base_url=base_url, headers=headers, transport=self._transport,
                                    max_connections=max_connections)
-
-    def post(self, path: str, body: bytes) -> httpx.Response:
-        """POST a body, gzipped unless the config turns gzip off; counted in stats["posts"]."""
-        headers = {}
-        if self.conf.get("gzip", True):
-            body = compress(body, self.conf.get("gzip_level") or GZIP_LEVEL)
-            headers["Content-Encoding"] = "gzip"
-        self.stats["posts"] += 1
-        return self.client.post(path, content=body, headers=headers)
 
     @classmethod
     def validate_conf(cls, conf: dict) -> list:
@@ -138,6 +129,16 @@ class BatchShipper(HttpShipper):
 
     logs_conditions = True  # the worker leaves the ERROR lines of send() to us
     takes_raw = True
+    stats: dict
+
+    def post(self, path: str, body: bytes) -> httpx.Response:
+        """POST a body, gzipped unless the config turns gzip off; counted in stats["posts"]."""
+        headers = {}
+        if self.conf.get("gzip", True):
+            body = compress(body, self.conf.get("gzip_level") or GZIP_LEVEL)
+            headers["Content-Encoding"] = "gzip"
+        self.stats["posts"] += 1
+        return self.client.post(path, content=body, headers=headers)
 
 
 def parse_retry_after(value: Optional[str], now: Optional[float] = None, cap: float = 3600.0) -> Optional[float]:
