@@ -216,3 +216,35 @@ def test_connection_bytes_on_close(stack, ssh_session, tmp_path):
         assert u["destination"]["bytes"] < 20000, u
     finally:
         agent.stop()
+
+
+def test_udp_sockets_of_a_session(stack, ssh_session, tmp_path):
+    """UDP sockets of session processes: a connected one (a DNS-like query to the target)
+    is a connection-opened over udp, an unconnected bound one (nc -u -l) is listening;
+    both in the login that opened them."""
+    agent = start_agent(tmp_path)
+    alice = ssh_session("alice")
+    port = client_port(alice)
+    udp_port = 15000 + os.getpid() % 1000
+    alice.run("python3 -c \"import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+              "s.connect(('127.0.0.2', 5353)); s.send(b'q'); time.sleep(2)\"", timeout=20)
+    alice.run(f"nc -u -l 127.0.0.1 {udp_port} & sleep 2; kill %1", timeout=20)
+    alice.close()
+
+    def ready(evs):
+        mine = [e for e in evs if _get(e, ["session", "source", "port"]) == port]
+        return mine if of(mine, "connection-opened", network__transport="udp") \
+            and of(mine, "listening", network__transport="udp") else None
+
+    try:
+        mine = agent.wait_for(ready, timeout=60)
+        (q,) = of(mine, "connection-opened", network__transport="udp", destination__ip="127.0.0.2")
+        assert q["destination"]["port"] == 5353 and q["network"]["direction"] == "egress"
+        assert q["process"]["name"].startswith("python3") and q["session"]["user"] == "alice"
+        (lst,) = of(mine, "listening", network__transport="udp")
+        assert lst["destination"] == {"ip": "127.0.0.1", "port": udp_port} and lst["process"]["name"] == "nc"
+        closed = of(mine, "connection-closed", network__transport="udp", destination__ip="127.0.0.2")
+        if closed:  # no tcp_info for UDP: a close says so by having no bytes
+            assert "bytes" not in (closed[0].get("network") or {})
+    finally:
+        agent.stop()
