@@ -55,7 +55,9 @@ def render_text(snap: dict) -> str:
                      f"oldest {_age(sp['oldest_age'])}, dropped {sp['dropped']}")
     for name, c in snap.get("collectors", {}).items():
         # Each collector counts what its source has (lines, journal entries…).
-        extra = "".join(f", {k} {v}" for k, v in c.items() if k not in ("events", "last_error"))
+        extra = "".join(f", {k} {v}" for k, v in c.items() if k not in ("events", "last_error", "read_through"))
+        if c.get("read_through"):  # auditd: how far behind the log the reading is
+            extra += f", read through {_age(max(0.0, snap.get('time', time.time()) - c['read_through']))} ago"
         lines.append(f"collector:{name}: events in {c.get('events', 0)}{extra}, "
                      f"last error: {c.get('last_error') or '-'}")
     for name, s in snap.get("shippers", {}).items():

@@ -124,8 +124,10 @@ class AuditdCollector(Collector):
         last_pos: Optional[dict] = None
         idle_since = time.monotonic()
         while not stop.is_set():
+            started = time.time()
             events = self._loss_events(follower)
             n = 0
+            rec = None
             for line, off in follower.lines():
                 n += 1
                 if len(line) > max_line:
@@ -159,6 +161,12 @@ class AuditdCollector(Collector):
             if events or pos != last_pos:
                 emit(events, pos)
                 last_pos = pos
+            # What the log has been emitted through, as a time: everything written before the
+            # read began when it found nothing new, else the last record read. The daemon holds
+            # other sources' lines of a login until this passes them (its LOGIN first).
+            through = started if n == 0 else (rec.time if rec is not None else 0.0)
+            if through > self.stats.get("read_through", 0.0):
+                self.stats["read_through"] = through
             if n == 0:
                 if waiter is None:
                     return

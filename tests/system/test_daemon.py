@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -168,6 +169,8 @@ def test_outage_keeps_everything_in_order_and_drains(stack, ssh_session, tmp_pat
     # wait for a drained spool to be shown rather than sleep 2.5 s and sample once.
     out = agent.until("`agentd status` shows the spool drained", lambda: (lambda o: "spool depth 0" in o and o)(status()))
     assert "agentd: running" in out and "shipper:file: shipped" in out
+    # how far behind auditd's log the agent reads (a live agent: seconds, not the epoch)
+    assert re.search(r"collector:auditd: .*, read through \d+s ago", out), out
     assert agent.stop() == 0
     out = status()
     assert "not running" in out and "collector:auditd: events in" in out
