@@ -29,6 +29,7 @@ from agent.pipeline.spool import Spool, SpoolClosed
 log = logging.getLogger("agentd")
 
 RESTART_DELAY = 5.0
+LOGIN_WAIT = 3.0  # at most this long a line of a login waits for the audit log to name the login
 QUIET_LIBRARY_LOGGERS = ("httpx", "httpcore")
 
 
@@ -59,10 +60,15 @@ class Runtime:
         self.stop_event = threading.Event()
         self.collectors: list = []  # (name, collector, thread)
         self.shippers: list = []  # ShipperWorker
+        self._audit_name: Optional[str] = None  # the auditd collector, which names the logins
+        self._audit_stats: Optional[dict] = None
+        self._audit_stuck_at = -1.0  # read_through when a wait last timed out
         self.started = time.time()
 
     def _emit_for(self, name: str):
         def emit(events: list, position: Optional[dict]) -> None:
+            if events and name != self._audit_name:
+                self._await_logins(events)
             # One lock around the pipeline + write: session state and the events it
             # shaped reach the spool in the order they were observed.
             with self._emit_lock:
@@ -71,6 +77,28 @@ class Runtime:
                 if self.spool.write(name, events, position, self.stop_event):
                     self.pipeline.commit()
         return emit
+
+    def _await_logins(self, events: list) -> None:
+        """Hold a batch (journald's, the snapshots') that names a login the join does not
+        know until the auditd collector has read its log through the batch's time: that
+        login's LOGIN record was written before, so the lines join it instead of going out
+        without who and from where. Bounded by LOGIN_WAIT; an auditd collector that does not
+        move (stopped, failing) is not waited for again until it does. Nothing is lost while
+        holding: this collector's position has not moved yet."""
+        audit = self._audit_stats
+        if audit is None:
+            return
+        t = self.pipeline.sessions.unknown_login_time(events)
+        through = audit.get("read_through", 0.0)
+        if t is None or through >= t or through == self._audit_stuck_at:
+            return
+        deadline = time.monotonic() + LOGIN_WAIT
+        while audit.get("read_through", 0.0) < t:
+            if time.monotonic() > deadline:
+                self._audit_stuck_at = audit.get("read_through", 0.0)
+                return
+            if self.stop_event.wait(0.02):
+                return
 
     def _run_collector(self, name: str, collector) -> None:
         emit = self._emit_for(name)
@@ -94,6 +122,8 @@ class Runtime:
             t = threading.Thread(target=self._run_collector, args=(comp.name, c), name=f"collect-{comp.name}",
                                  daemon=True)
             self.collectors.append((comp.name, c, t))
+            if comp.type_name == "auditd" and self._audit_name is None:
+                self._audit_name, self._audit_stats = comp.name, c.stats
         for comp in self.cfg.enabled("shipper"):
             dl = DeadLetter(os.path.join(self.ctx.state_dir, "dead-letter", f"shipper-{comp.name}.jsonl"))
             self.shippers.append(ShipperWorker(
@@ -108,6 +138,16 @@ class Runtime:
                  [w.shipper_name for w in self.shippers])
 
     def tick(self) -> None:
+        # Documents released by time (an end that waited for sshd's line). The main loop never
+        # waits here, for the lock (a collector holds it while a full spool blocks) or for room:
+        # the summaries stay held, and a later tick releases them.
+        if not self.spool.would_block() and self._emit_lock.acquire(blocking=False):
+            try:
+                due = self.pipeline.tick()
+                if due and self.spool.write("agentd", due, None):
+                    self.pipeline.commit()
+            finally:
+                self._emit_lock.release()
         self.spool.purge([w.shipper_name for w in self.shippers])
 
     def snapshot(self) -> dict:

@@ -106,14 +106,29 @@ class Pipeline:
                 if added:
                     pending = pending or []
                     pending.extend((d, i) for d in added)
-            while pending:
-                doc, origin = pending.pop(0)
-                for i, stage in enumerate(stages):
-                    if i != origin:
-                        added = stage.apply(doc)
-                        if added:
-                            pending.extend((d, i) for d in added)
-                out.append(Event(doc))
+            if pending:
+                self._settle(pending, out)
+        return out
+
+    def _settle(self, pending: list, out: list) -> None:
+        """Documents (doc, the stage that added it) through every other stage, and what they add."""
+        stages = self.stages
+        while pending:
+            doc, origin = pending.pop(0)
+            for i, stage in enumerate(stages):
+                if i != origin:
+                    added = stage.apply(doc)
+                    if added:
+                        pending.extend((d, i) for d in added)
+            out.append(Event(doc))
+
+    def tick(self) -> list:
+        """Live, on the daemon's tick: what the stages release by time rather than on an event
+        (an end summary that waited for sshd's line), through the other stages like any added
+        document."""
+        out: list = []
+        origin = self.stages.index(self.sessions)
+        self._settle([(d, origin) for d in self.sessions.due()], out)
         return out
 
     def startup(self) -> list:

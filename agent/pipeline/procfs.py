@@ -1,4 +1,4 @@
-"""What the process tree reads of a live process in /proc (live mode only: replay never
+"""What the process tree and the session join read of a live process (live mode only: replay never
 looks at the host it runs on)."""
 
 from __future__ import annotations
@@ -88,3 +88,20 @@ class ExecStat:
                 return proc_stat(pid)
             self._at = now
         return proc_stat(pid) if str(pid) in self._listed else None
+
+
+def tcp_peer(pid: int) -> dict:
+    """The peer (ip, port) of a live process's established TCP connection, or {}. The
+    session join asks it of a new login's sshd monitor, which still holds the client's
+    connection the moment the login starts, before journald delivers sshd's own line."""
+    try:
+        import psutil
+
+        proc = psutil.Process(pid)
+        conns = getattr(proc, "net_connections", None) or proc.connections  # psutil < 6 (RHEL 9)
+        for c in conns(kind="inet"):
+            if c.status == psutil.CONN_ESTABLISHED and c.raddr:
+                return {"ip": c.raddr.ip, "port": c.raddr.port}
+    except Exception:  # gone already, no permission
+        pass
+    return {}

@@ -12,6 +12,13 @@ sources, in either order:
   from the same monitor pid: port, method, key type and fingerprint;
 - audit ``USER_END`` from the monitor pid: the end.
 
+Live, the two sources race: a login shorter than journald's delivery (``ssh -N``
+refused at once, a one-command automation login, an scp) ends in the audit stream
+before sshd's "Accepted" line is read. Its end summary then waits, up to ACCEPT_WAIT,
+for that line (its port and key are what the summary is for); ``due()`` releases it
+when the line never comes. (The other way round, a journal line of a login whose
+audit LOGIN is not read yet, is held back by the daemon: ``unknown_login_time``.)
+
 So the join keys are the monitor pid (to link journal and audit) and ses (for
 everything else). Events of the "target" host's sshd never carry a jump-host ses,
 so they never join. The table persists in the spool database so a restart keeps
@@ -26,18 +33,19 @@ from typing import Optional
 
 from agent.base.events import (
     HostInfo,
-    base_doc,
-    make_event_id,
     parse_rfc3339,
     rfc3339,
 )
+from agent.pipeline.procfs import tcp_peer
 from agent.pipeline.session_fields import get, pid_of, record_type, ses_of, timeline_text, tty_name
 from agent.pipeline.session_store import TimelineRow
+from agent.pipeline.session_summary import login_text, summary_doc
 
 ENDED_TTL = 3600.0  # keep an ended session this long for late events (keystrokes flush at logout)
 IDLE_TTL = 14 * 86400.0
 PENDING_TTL = 600.0
-PEER_FRESH = 60.0  # a login this recent still has its sshd monitor (for _peer_of)
+ACCEPT_WAIT = 5.0  # live: how long an ended sshd login's summary waits for its "Accepted" line
+PEER_FRESH = 60.0  # a login this recent still has its sshd monitor (for procfs.tcp_peer)
 MAX_GAPS = 20  # per session: enough to say why its timeline is incomplete
 COUNTER_SAVE = 5.0  # a crash may lose this much of the per-session counters, nothing else
 
@@ -55,6 +63,7 @@ class SessionTracker:
         self.by_pid: dict = {}  # sshd monitor pid -> ses
         self.accepts: dict = {}  # sshd monitor pid -> facts from "Accepted …"
         self.pending_tty: dict = {}  # monitor pid -> tty seen before its LOGIN
+        self._awaiting: set = set()  # ses of ended logins whose summary waits for sshd's line
         self._timeline: list = []  # TimelineRow not yet stored
         self._touched: set = set()  # ses whose history row needs rewriting
         self._dirty = False  # logins, ends, accepts: saved with the next batch
@@ -74,6 +83,7 @@ class SessionTracker:
         self.sessions = data.get("sessions", {})
         self.by_pid = {int(k): v for k, v in data.get("by_pid", {}).items()}
         self.accepts = {int(k): v for k, v in data.get("accepts", {}).items()}
+        self._awaiting = {ses for ses, s in self.sessions.items() if s.get("end_due") is not None}
 
     def commit(self, force: bool = False) -> None:
         """Called after each batch. Logins, ends and sshd facts are saved at once;
@@ -175,9 +185,13 @@ class SessionTracker:
             }
             ses = self.by_pid.get(pid)
             if ses in self.sessions:
-                self._merge_accept(self.sessions[ses], pid)
+                s = self.sessions[ses]
+                self._merge_accept(s, pid)
                 self._touched.add(ses)  # its history row gains the method and key, even after its end
-                out += self._announce(self.sessions[ses])
+                if ses in self._awaiting:  # its end was read first: the summary waited for this line
+                    out += self._end(s)
+                else:
+                    out += self._announce(s)
             self._dirty = True
         elif rtype == "LOGIN" and pid is not None:
             ses = ses_of(doc)
@@ -211,9 +225,37 @@ class SessionTracker:
             if s is not None and s.get("sshd_pid") == pid and not s.get("end"):
                 s["end"] = self._time(doc)
                 self._dirty = True
-                out += self._announce(s)  # never announced (no sshd line came): now, before the end
-                out.append(self._summary(s, "session-ended"))
+                if self.live and self.expect_journal and not s["auth"] and s.get("via", "").startswith("sshd"):
+                    s["end_due"] = self.now() + ACCEPT_WAIT
+                    self._awaiting.add(ses)
+                else:
+                    out += self._end(s)
         return out
+
+    def _end(self, s: dict) -> list:
+        self._awaiting.discard(s["ses"])
+        s.pop("end_due", None)
+        # never announced (no sshd line came): now, before the end
+        return self._announce(s) + [self._summary(s, "session-ended")]
+
+    def due(self) -> list:
+        """Live, called on the daemon's tick: the end summaries whose "Accepted" line did
+        not come within ACCEPT_WAIT (journald behind or rate-limited, or a login sshd did
+        not log), released without the port and key rather than held back for ever."""
+        if not self._awaiting:
+            return []
+        with self._lock:
+            now = self.now()
+            out: list = []
+            for ses in sorted(self._awaiting):
+                s = self.sessions.get(ses)
+                if s is None:
+                    self._awaiting.discard(ses)
+                elif s.get("end_due", 0.0) <= now:
+                    out += self._end(s)
+            if out:
+                self._dirty = True
+            return out
 
     def _gap(self, doc: dict) -> list:
         """Loss at a time a session was open makes that session's timeline incomplete:
@@ -236,7 +278,7 @@ class SessionTracker:
             self._timeline.append(TimelineRow(s["id"], t, "events-lost", why["message"]))
             self._touched.add(s["ses"])
             self._dirty = True
-            if s.get("end"):
+            if s.get("end") and s["ses"] not in self._awaiting:
                 # Audit holes are final only event_timeout after them: the session may
                 # have ended (and said it was complete) in between. Say it again, corrected.
                 out.append(self._summary(s, "session-ended", revision=len(gaps)))
@@ -256,22 +298,6 @@ class SessionTracker:
                 if ev.get("dataset") == "sshd.auth" and ev.get("action") == "logged-in":
                     self._observe(doc)
 
-    def _peer_of(self, pid: int) -> dict:
-        """Live only: the sshd monitor still holds the client's TCP connection,
-        so its peer address is known the moment the login starts, before
-        journald delivers sshd's own line."""
-        try:
-            import psutil
-
-            proc = psutil.Process(pid)
-            conns = getattr(proc, "net_connections", None) or proc.connections  # psutil < 6 (RHEL 9)
-            for c in conns(kind="inet"):
-                if c.status == psutil.CONN_ESTABLISHED and c.raddr:
-                    return {"ip": c.raddr.ip, "port": c.raddr.port}
-        except Exception:  # gone already, replay of another host, no permission
-            pass
-        return {}
-
     def _start(self, ses: str, pid: int, doc: dict) -> None:
         # LOGIN's own user.* is the sshd process (root); the login is the new auid.
         data = get(doc, "auditd", "data") or {}
@@ -281,6 +307,7 @@ class SessionTracker:
             "auid": data.get("auid") or get(doc, "agentd", "user", "audit", "id"), "sshd_pid": pid, "start": self._time(doc),
             "source": {}, "auth": {}, "tty": self.pending_tty.pop(pid, ""),
             "commands": 0, "hosts": [], "bytes": 0, "alerts": 0, "last": self._time(doc),
+            "via": get(doc, "process", "name") or "",  # the program that logged in: sshd, cron, login
         }
         self.sessions[ses] = s
         self.by_pid[pid] = ses
@@ -289,8 +316,17 @@ class SessionTracker:
         elif self.live and self.now() - s["start"] < PEER_FRESH:
             # Only a login that is happening now: a backlog's monitor pid is gone or,
             # worse, reused by a process whose peer has nothing to do with the login.
-            s["source"].update(self._peer_of(pid))
+            s["source"].update(tcp_peer(pid))
         self._dirty = True
+
+    def _summary(self, s: dict, action: str, revision: int = 0) -> dict:
+        """A session's summary event; ``revision`` > 0 re-issues an ended session's
+        summary corrected by news that came after its end (a gap), under its own id."""
+        ended = action == "session-ended"
+        self._touched.add(s["ses"])
+        if not revision:
+            self._timeline.append(TimelineRow(s["id"], s["end"] if ended else s["start"], action, login_text(s)))
+        return summary_doc(self.host, s, self._public(s), action, revision)
 
     def _announce(self, s: dict) -> list:
         if s.get("announced"):
@@ -367,39 +403,6 @@ class SessionTracker:
         self._touched.add(s["ses"])
         self._counted = True
 
-    def _summary(self, s: dict, action: str, revision: int = 0) -> dict:
-        """A session's summary event; ``revision`` > 0 re-issues an ended session's
-        summary corrected by news that came after its end (a gap), under its own id."""
-        ended = action == "session-ended"
-        self._touched.add(s["ses"])
-        src = s["source"]
-        if not revision:
-            self._timeline.append(TimelineRow(s["id"], s["end"] if ended else s["start"], action,
-                                   f"{s.get('user')} from {src.get('ip', '?')} port {src.get('port', '?')} "
-                                   f"{(s['auth'] or {}).get('method', '')} {s.get('tty', '')}".strip()))
-        ts = s["end"] if ended else s["start"]
-        parts = (s["id"], action, revision) if revision else (s["id"], action)
-        doc = base_doc(
-            host=self.host, timestamp=ts, event_id=make_event_id(self.host.id, "session", *parts),
-            module="agentd", dataset="agentd.session", kind="state", category=["session"],
-            type=["end" if ended else "start"], action=action, outcome="success",
-        )
-        doc["session"] = self._public(s)
-        doc["user"] = {"name": s.get("user")}
-        if ended:
-            doc["event"]["duration"] = int((s["end"] - s["start"]) * 1e9)
-            gaps = s.get("gaps") or []
-            doc["agentd"] = {"session": {"commands": s["commands"], "hosts": list(s["hosts"]),
-                                         "bytes_transferred": s["bytes"], "bytes_in": s.get("bytes_in", 0),
-                                         "bytes_out": s.get("bytes_out", 0), "alerts": s["alerts"],
-                                         "complete": not gaps}}
-            doc["message"] = (f"session of {s.get('user')} ended: {s['commands']} commands, "
-                              f"{len(s['hosts'])} hosts, {s['bytes']} bytes transferred")
-            if gaps:
-                doc["agentd"]["session"]["gaps"] = [dict(g) for g in gaps]
-                doc["message"] += "; timeline incomplete: " + "; ".join(g["message"] for g in gaps)
-        return doc
-
     # -- queries (for `agentd sessions` and later stages) ------------------------
 
     def login_of(self, ses: str) -> Optional[dict]:
@@ -407,6 +410,21 @@ class SessionTracker:
         with self._lock:
             s = self.sessions.get(ses)
             return None if s is None else {"sshd_pid": s.get("sshd_pid"), "auid": s.get("auid")}
+
+    def unknown_login_time(self, docs) -> Optional[float]:
+        """The newest time of the documents that name a login (``ses``) the join does not
+        know, from sources other than the audit log; None when there are none. Live, the
+        daemon holds such a batch until the auditd collector has read its log through that
+        time: the login's LOGIN record, written before any line of the login, is then joined."""
+        newest = None
+        with self._lock:
+            for d in docs:
+                doc = getattr(d, "doc", d)
+                ses = ses_of(doc)
+                if ses is not None and ses not in self.sessions and doc.get("event", {}).get("module") != "auditd":
+                    t = self._time(doc)
+                    newest = t if newest is None or t > newest else newest
+        return newest
 
     def snapshot(self) -> list:
         with self._lock:

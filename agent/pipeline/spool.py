@@ -203,6 +203,10 @@ class Spool:
 
     # -- reading -----------------------------------------------------------
 
+    def would_block(self, size: int = 1 << 16) -> bool:
+        """Whether a write of ``size`` bytes would wait for room (the ``block`` policy, full)."""
+        return self.policy != "drop_oldest" and self._bytes + size > self.max_bytes and self._bytes > 0
+
     def position(self, collector: str) -> Optional[dict]:
         with self._lock:
             row = self._db.execute("SELECT position FROM positions WHERE collector=?", (collector,)).fetchone()

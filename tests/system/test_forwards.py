@@ -27,8 +27,10 @@ def test_refused_and_failed_forwards_in_their_login(stack, tmp_path):
             p_open = forwards.denied_and_failed(user, keys["open"], stack.jump_host, stack.jump_port)
 
             def ready(evs):
+                # Both ends, and the forward lines: journald may deliver them after the audit end.
                 ended = {_get(e, ["session", "source", "port"]) for e in of(evs, "session-ended")}
-                return evs if {p_refused, p_open} <= ended else None
+                fwd = [e for e in evs if e["event"].get("dataset") == "sshd.forward"]
+                return evs if {p_refused, p_open} <= ended and len(fwd) >= 4 else None
 
             evs = agent.wait_for(ready, timeout=60)
         mine = [e for e in evs if _get(e, ["session", "user"]) == user]
