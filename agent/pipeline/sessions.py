@@ -44,6 +44,7 @@ from agent.pipeline.session_summary import login_text, summary_doc
 ENDED_TTL = 3600.0  # keep an ended session this long for late events (keystrokes flush at logout)
 IDLE_TTL = 14 * 86400.0
 PENDING_TTL = 600.0
+TTY_GRACE = 2.0  # a journald line this long after its login's end still joins it by pty
 ACCEPT_WAIT = 5.0  # live: how long an ended sshd login's summary waits for its "Accepted" line
 PEER_FRESH = 60.0  # a login this recent still has its sshd monitor (for procfs.tcp_peer)
 MAX_GAPS = 20  # per session: enough to say why its timeline is incomplete
@@ -156,11 +157,17 @@ class SessionTracker:
         user = get(doc, "user", "name")
         if not tty or not user:
             return None
+        # A login's last process may log just after sshd closed it (the hangup reaches it
+        # after USER_END): an ended login keeps its pty for TTY_GRACE, unless a login that
+        # holds the pty at that time is found.
         t = self._time(doc)
-        found = [ses for ses, s in self.sessions.items()
+        found = [(s.get("end") is None or t <= s["end"], ses) for ses, s in self.sessions.items()
                  if s.get("tty") == tty and s.get("user") == user
-                 and (s.get("start") or t) <= t <= (s.get("end") or t)]
-        return found[0] if len(found) == 1 else None
+                 and (s.get("start") or t) <= t <= (s.get("end") or t) + TTY_GRACE]
+        holding = [ses for inside, ses in found if inside]
+        if holding:
+            return holding[0] if len(holding) == 1 else None
+        return found[0][1] if len(found) == 1 else None
 
     def _ses_of_id(self, sid) -> Optional[str]:
         # An alert carries its evidence's session.id, not a ses of its own.

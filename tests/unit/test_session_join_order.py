@@ -6,8 +6,9 @@ stack is tests/system/test_forwards.py."""
 
 from __future__ import annotations
 
+from agent.base.events import rfc3339
 from agent.pipeline.pipeline import Pipeline
-from agent.pipeline.sessions import ACCEPT_WAIT, SessionTracker
+from agent.pipeline.sessions import ACCEPT_WAIT, TTY_GRACE, SessionTracker
 from tests.unit.test_session_timeline import HOST, T0, accepted, audit, login, logout
 
 
@@ -118,3 +119,42 @@ def test_lines_of_a_login_the_join_does_not_know_yet_are_pointed_out():
     assert t.unknown_login_time([known, own]) is None
     assert abs(t.unknown_login_time([known, early, own]) - (T0 + 0.02)) < 1e-3
 
+
+def _sudo_refused(ts: float, user: str = "bob", tty: str = "pts/3") -> dict:
+    # As the journald normalizer makes sudo's refusal when sudo exited before journald
+    # read its line: no _AUDIT_SESSION, only the user and the terminal.
+    return {"@timestamp": rfc3339(ts), "event": {"module": "journald", "dataset": "sudo.command",
+                                                   "action": "sudo", "outcome": "failure"},
+            "user": {"name": user}, "agentd": {"process": {"tty": {"name": tty}}}}
+
+
+def _on_pty(t: SessionTracker, ses: str, pid: int, ts: float, tty: str = "pts/3") -> None:
+    t.apply(login(ses, pid, ts))
+    t.apply(audit("logged-in", ses, pid, ts + 0.01, auditd={"session": ses, "data": {"terminal": f"/dev/{tty}"}}))
+
+
+def test_a_line_logged_just_after_its_login_ended_still_joins_it_by_pty():
+    # Seen on the stack (tests/system/test_detections.py): a refused sudo's line 3 ms after
+    # sshd's USER_END, without _AUDIT_SESSION; the alert lost who and from where.
+    t = SessionTracker(HOST, now=lambda: T0 + 60, live=False, expect_journal=False)
+    _on_pty(t, "40", 600, T0)
+    t.apply(logout("40", 600, T0 + 5))
+    late = _sudo_refused(T0 + 5.003)
+    t.apply(late)
+    assert late["session"]["id"].endswith(":40")
+    much_later = _sudo_refused(T0 + 5 + TTY_GRACE + 1)
+    t.apply(much_later)
+    assert "session" not in much_later
+    other_user = _sudo_refused(T0 + 5.003, user="mallory")
+    t.apply(other_user)
+    assert "session" not in other_user
+
+
+def test_a_pty_reused_at_once_joins_the_login_that_holds_it():
+    t = SessionTracker(HOST, now=lambda: T0 + 60, live=False, expect_journal=False)
+    _on_pty(t, "41", 610, T0)
+    t.apply(logout("41", 610, T0 + 5))
+    _on_pty(t, "42", 620, T0 + 5.5)  # the same user again, the kernel hands out the same pty
+    line = _sudo_refused(T0 + 6)
+    t.apply(line)
+    assert line["session"]["id"].endswith(":42")
