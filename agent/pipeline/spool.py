@@ -171,8 +171,7 @@ class Spool:
         if self.policy == "drop_oldest":
             self._drop_oldest(size)
             return True
-        # An empty spool takes any write: one bigger than the cap would otherwise wait forever.
-        while self._bytes + size > self.max_bytes and self._bytes:
+        while self._no_room(size):
             if self._closed or (stop is not None and stop.is_set()):
                 return False
             self._space.wait(0.5)
@@ -203,9 +202,13 @@ class Spool:
 
     # -- reading -----------------------------------------------------------
 
+    def _no_room(self, size: int) -> bool:
+        # An empty spool takes any write: one bigger than the cap would otherwise wait forever.
+        return self._bytes + size > self.max_bytes and self._bytes > 0
+
     def would_block(self, size: int = 1 << 16) -> bool:
         """Whether a write of ``size`` bytes would wait for room (the ``block`` policy, full)."""
-        return self.policy != "drop_oldest" and self._bytes + size > self.max_bytes and self._bytes > 0
+        return self.policy != "drop_oldest" and self._no_room(size)
 
     def position(self, collector: str) -> Optional[dict]:
         with self._lock:
